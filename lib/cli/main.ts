@@ -1,0 +1,83 @@
+/**
+ * The `fsimage` router: `fsimage e2image …`, `fsimage ntfsclone …`, `--help`, `--version`.
+ * Usage errors of fsimage itself exit 2; each subcommand mirrors its original's statuses.
+ *
+ * @module
+ */
+import denoJson from "../../deno.json" with { type: "json" };
+import { type Command, type CommandContext, defaultContext } from "./context.ts";
+import { e2imageCommand } from "./e2image.ts";
+import { ntfscloneCommand } from "./ntfsclone.ts";
+
+/** fsimage's version, from deno.json. */
+export const VERSION: string = denoJson.version;
+
+/** The subcommands: name → [command, one-line summary]. */
+export const COMMANDS: Record<string, [Command, string]> = {
+  e2image: [e2imageCommand, "save ext2/3/4 metadata: normal, raw (-r) or QCOW2 (-Q) images"],
+  ntfsclone: [ntfscloneCommand, "clone, save or restore an NTFS volume"],
+};
+
+/** The text of `fsimage --help`. */
+export function usage(): string {
+  const lines = [
+    `fsimage ${VERSION}: save, clone and restore ext2/3/4 and NTFS filesystems`,
+    "",
+    "Usage: fsimage <command> [options] [arguments]",
+    "       fsimage --help | --version",
+    "",
+    "Commands:",
+    ...Object.entries(COMMANDS).map(([n, [, d]]) => `  ${n.padEnd(10)} ${d}`),
+    "",
+    "Run 'fsimage <command> --help' for a command's options.",
+    "Image files need --allow-read=SRC --allow-write=DST; devices need -A (all permissions are",
+    "dropped once the files are open) or a redirection: fsimage e2image -r - out.raw < /dev/sdX",
+    "",
+  ];
+  return lines.join("\n");
+}
+
+/**
+ * Runs fsimage with `args` (without the program name) and returns the exit status.
+ *
+ * @example
+ * ```ts ignore
+ * import { main } from "./main.ts";
+ * Deno.exit(await main(["--version"]));
+ * ```
+ */
+export async function main(args: string[], ctx?: Partial<CommandContext>): Promise<number> {
+  const debug = args.includes("--debug");
+  if (debug) args = args.filter((a) => a !== "--debug");
+  const c = { ...defaultContext("fsimage", debug), ...ctx };
+  const [name, ...rest] = args;
+  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    (name === undefined ? c.stderr : c.stdout).write(usage());
+    return name === undefined ? 2 : 0;
+  }
+  if (name === "--version" || name === "-V") {
+    c.stdout.write(`fsimage ${VERSION}\n`);
+    return 0;
+  }
+  const entry = COMMANDS[name];
+  if (!entry) {
+    c.stderr.write(`fsimage: unknown command '${name}'\nRun 'fsimage --help' for the list of commands.\n`);
+    return 2;
+  }
+  return await runCommand(entry[0], rest, { ...c, programName: ctx?.programName ?? name });
+}
+
+/**
+ * Runs a command, turning any escaped exception into one line on stderr (a stack trace only
+ * with `--debug`) and exit status 1.
+ */
+export async function runCommand(cmd: Command, args: string[], ctx: CommandContext): Promise<number> {
+  try {
+    return await cmd(args, ctx);
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    ctx.stderr.write(`${ctx.programName}: ${msg}\n`);
+    if (ctx.debug && e instanceof Error && e.stack) ctx.stderr.write(e.stack + "\n");
+    return 1;
+  }
+}
