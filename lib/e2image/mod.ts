@@ -1,0 +1,6 @@
+/**
+ * The e2image module of fsimage (work in progress).
+ *
+ * @module
+ */
+export {};

@@ -1,0 +1,6 @@
+/**
+ * The ext module of fsimage (work in progress).
+ *
+ * @module
+ */
+export {};

@@ -1,0 +1,6 @@
+/**
+ * The ntfs module of fsimage (work in progress).
+ *
+ * @module
+ */
+export {};

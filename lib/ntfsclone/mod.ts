@@ -1,0 +1,6 @@
+/**
+ * The ntfsclone module of fsimage (work in progress).
+ *
+ * @module
+ */
+export {};

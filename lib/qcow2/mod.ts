@@ -1,0 +1,6 @@
+/**
+ * The qcow2 module of fsimage (work in progress).
+ *
+ * @module
+ */
+export {};
