@@ -52,6 +52,11 @@ export interface CorruptionDetails {
   expected?: string;
   /** What was found. */
   actual?: string;
+  /**
+   * The original tool's wording of this error (e.g. libext2fs's "Bad magic number in
+   * super-block"), so a drop-in command can print exactly what the original prints.
+   */
+  compat?: string;
 }
 
 /**
@@ -96,12 +101,15 @@ export class UnsupportedFeatureError extends FsimageError {
   readonly format: string;
   /** The feature's name. */
   readonly feature: string;
+  /** The original tool's wording of this error, when a drop-in command must print it. */
+  readonly compat?: string;
   /** Creates the error; `message` defaults to a sentence naming format and feature. */
-  constructor(format: string, feature: string, message?: string) {
+  constructor(format: string, feature: string, message?: string, compat?: string) {
     super("UNSUPPORTED", message ?? `Unsupported ${format} feature: ${feature}`);
     this.name = "UnsupportedFeatureError";
     this.format = format;
     this.feature = feature;
+    if (compat !== undefined) this.compat = compat;
   }
 }
 
@@ -124,7 +132,13 @@ export class ReadError extends FsimageError {
   /** Length of the failed read. */
   readonly length: number;
   /** Creates a read error. */
-  constructor(source: string, offset: number, length: number, reason: string, options?: ErrorOptions) {
+  constructor(
+    source: string,
+    offset: number,
+    length: number,
+    reason: string,
+    options?: ErrorOptions,
+  ) {
     super(
       "READ_FAILED",
       `Cannot read ${source}: ${reason} at byte 0x${offset.toString(16)} (${length} bytes)`,
@@ -153,7 +167,13 @@ export class WriteError extends FsimageError {
   /** Byte offset of the failed write. */
   readonly offset: number;
   /** Creates a write error. */
-  constructor(sink: string, offset: number, reason: string, noSpace = false, options?: ErrorOptions) {
+  constructor(
+    sink: string,
+    offset: number,
+    reason: string,
+    noSpace = false,
+    options?: ErrorOptions,
+  ) {
     super(
       noSpace ? "NO_SPACE" : "WRITE_FAILED",
       `Cannot write ${sink}: ${reason} at byte 0x${offset.toString(16)}`,

@@ -13,7 +13,11 @@ export function haveTool(name: string): boolean {
   let ok = toolCache.get(name);
   if (ok === undefined) {
     try {
-      ok = new Deno.Command("sh", { args: ["-c", `command -v ${name}`], stdout: "null", stderr: "null" })
+      ok = new Deno.Command("sh", {
+        args: ["-c", `command -v ${name}`],
+        stdout: "null",
+        stderr: "null",
+      })
         .outputSync().success;
     } catch {
       ok = false;
@@ -83,7 +87,11 @@ export function run(
 }
 
 /** Runs a command and throws with its stderr when it fails. */
-export function mustRun(cmd: string, args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): RunResult {
+export function mustRun(
+  cmd: string,
+  args: string[],
+  options: { cwd?: string; env?: Record<string, string> } = {},
+): RunResult {
   const r = run(cmd, args, options);
   if (r.code !== 0) throw new Error(`${cmd} ${args.join(" ")} failed (${r.code}): ${r.err}`);
   return r;

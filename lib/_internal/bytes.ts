@@ -13,7 +13,9 @@ export const MAX_SAFE_OFFSET: number = Number.MAX_SAFE_INTEGER;
 function need(b: Uint8Array, off: number, n: number, what: string): void {
   if (!(off >= 0 && off + n <= b.length && Number.isInteger(off))) {
     throw new CorruptImageError(
-      `Cannot read ${what}: ${n}-byte field at 0x${off.toString(16)} lies outside a ${b.length}-byte buffer`,
+      `Cannot read ${what}: ${n}-byte field at 0x${
+        off.toString(16)
+      } lies outside a ${b.length}-byte buffer`,
     );
   }
 }

@@ -36,7 +36,10 @@ export function validateExtents(extents: readonly ByteExtent[], limit: number): 
   let end = 0;
   for (let i = 0; i < extents.length; i++) {
     const e = extents[i]!;
-    if (!Number.isSafeInteger(e.offset) || !Number.isSafeInteger(e.length) || e.offset < 0 || e.length <= 0) {
+    if (
+      !Number.isSafeInteger(e.offset) || !Number.isSafeInteger(e.length) || e.offset < 0 ||
+      e.length <= 0
+    ) {
       throw new RangeError(`Extent ${i} is invalid: offset ${e.offset}, length ${e.length}`);
     }
     if (e.offset < end) {
@@ -46,7 +49,9 @@ export function validateExtents(extents: readonly ByteExtent[], limit: number): 
     }
     end = e.offset + e.length;
     if (end > limit) {
-      throw new RangeError(`Extent ${i} ends at byte ${end}, past the end of the source (${limit} bytes)`);
+      throw new RangeError(
+        `Extent ${i} ends at byte ${end}, past the end of the source (${limit} bytes)`,
+      );
     }
   }
 }
@@ -63,7 +68,10 @@ export function validateExtents(extents: readonly ByteExtent[], limit: number): 
  * ```
  */
 export function normalizeExtents(extents: readonly ByteExtent[]): ByteExtent[] {
-  const s = extents.filter((e) => e.length > 0).map((e) => ({ offset: e.offset, length: e.length }));
+  const s = extents.filter((e) => e.length > 0).map((e) => ({
+    offset: e.offset,
+    length: e.length,
+  }));
   s.sort((a, b) => a.offset - b.offset);
   const out: ByteExtent[] = [];
   for (const e of s) {

@@ -61,7 +61,9 @@ export async function main(args: string[], ctx?: Partial<CommandContext>): Promi
   }
   const entry = COMMANDS[name];
   if (!entry) {
-    c.stderr.write(`fsimage: unknown command '${name}'\nRun 'fsimage --help' for the list of commands.\n`);
+    c.stderr.write(
+      `fsimage: unknown command '${name}'\nRun 'fsimage --help' for the list of commands.\n`,
+    );
     return 2;
   }
   return await runCommand(entry[0], rest, { ...c, programName: ctx?.programName ?? name });
@@ -71,7 +73,11 @@ export async function main(args: string[], ctx?: Partial<CommandContext>): Promi
  * Runs a command, turning any escaped exception into one line on stderr (a stack trace only
  * with `--debug`) and exit status 1.
  */
-export async function runCommand(cmd: Command, args: string[], ctx: CommandContext): Promise<number> {
+export async function runCommand(
+  cmd: Command,
+  args: string[],
+  ctx: CommandContext,
+): Promise<number> {
   try {
     return await cmd(args, ctx);
   } catch (e) {

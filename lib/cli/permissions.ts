@@ -26,7 +26,9 @@ export function isSpecialPath(path: string): boolean {
 
 /** True when every permission is granted unscoped (`-A`). */
 export function allGranted(): boolean {
-  return ALL.every((name) => Deno.permissions.querySync({ name } as Deno.PermissionDescriptor).state === "granted");
+  return ALL.every((name) =>
+    Deno.permissions.querySync({ name } as Deno.PermissionDescriptor).state === "granted"
+  );
 }
 
 /**
@@ -61,7 +63,9 @@ export function dropAllPermissions(): void {
 /** The state of every permission, for tests and `--debug`. */
 export function permissionStates(): Record<string, string> {
   const r: Record<string, string> = {};
-  for (const name of ALL) r[name] = Deno.permissions.querySync({ name } as Deno.PermissionDescriptor).state;
+  for (const name of ALL) {
+    r[name] = Deno.permissions.querySync({ name } as Deno.PermissionDescriptor).state;
+  }
   return r;
 }
 
@@ -89,7 +93,8 @@ export function readMountTable(): MountEntry[] | undefined {
   } catch {
     return undefined;
   }
-  const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
+  const unescape = (s: string) =>
+    s.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
   return text.split("\n").filter((l) => l).map((l) => {
     const [device = "", mountPoint = "", type = "", opts = ""] = l.split(" ");
     return {

@@ -26,7 +26,10 @@ export function fdKind(fd: number): FdKind {
 
 function reason(e: unknown): string {
   const m = e instanceof Error ? e.message : String(e);
-  return m.replace(/\s*\(os error \d+\)$/, "").replace(/^[A-Z]+: /, "").replace(/, (p?read|p?write).*$/, "");
+  return m.replace(/\s*\(os error \d+\)$/, "").replace(/^[A-Z]+: /, "").replace(
+    /, (p?read|p?write).*$/,
+    "",
+  );
 }
 
 function isNoSpace(e: unknown): boolean {

@@ -27,7 +27,9 @@ export class MemorySource implements Source {
   }
   /** Copies bytes at `offset` into `buf`; short only at the end. */
   readAt(offset: number, buf: Uint8Array): number {
-    if (offset < 0 || !Number.isSafeInteger(offset)) throw new RangeError(`Invalid offset ${offset}`);
+    if (offset < 0 || !Number.isSafeInteger(offset)) {
+      throw new RangeError(`Invalid offset ${offset}`);
+    }
     if (offset >= this.bytes.length) return 0;
     const n = Math.min(buf.length, this.bytes.length - offset);
     buf.set(this.bytes.subarray(offset, offset + n));
@@ -65,7 +67,12 @@ export class MemorySink implements Sink {
    * or a stream.
    */
   constructor(
-    options: { kind?: "file" | "device" | "stream"; capacity?: number; fill?: number; name?: string } = {},
+    options: {
+      kind?: "file" | "device" | "stream";
+      capacity?: number;
+      fill?: number;
+      name?: string;
+    } = {},
   ) {
     this.kind = options.kind ?? "file";
     this.name = options.name ?? "memory";
@@ -95,7 +102,9 @@ export class MemorySink implements Sink {
       throw new RangeError(`Stream sink written at ${offset}, expected ${this.#len}`);
     }
     if (this.kind === "device" && end > this.#len) {
-      throw new RangeError(`Write of ${data.length} bytes at ${offset} passes the device end (${this.#len})`);
+      throw new RangeError(
+        `Write of ${data.length} bytes at ${offset} passes the device end (${this.#len})`,
+      );
     }
     this.#grow(end);
     this.#buf.set(data, offset);

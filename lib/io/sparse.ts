@@ -144,7 +144,12 @@ export function copyExtents(
       const n = source.readAt(off, chunk);
       res.bytesRead += n;
       if (n === chunk.length) return;
-      throw new ReadError(source.name, off + n, chunk.length - n, "short read past the end of the source");
+      throw new ReadError(
+        source.name,
+        off + n,
+        chunk.length - n,
+        "short read past the end of the source",
+      );
     } catch (err) {
       if (!(err instanceof ReadError) || !options.onReadError) throw err;
     }
@@ -176,7 +181,9 @@ export function copyExtents(
     if (stream) {
       if (off > streamPos) writeZeros(sink, streamPos, off - streamPos);
       if (options.onWrite) {
-        for (let p = 0; p < chunk.length; p += bs) options.onWrite(off + p, Math.min(bs, chunk.length - p));
+        for (let p = 0; p < chunk.length; p += bs) {
+          options.onWrite(off + p, Math.min(bs, chunk.length - p));
+        }
       }
       if (!dry) sink.writeAt(off, chunk);
       streamPos = off + chunk.length;
@@ -217,7 +224,9 @@ export function copyExtents(
     const chunk = buf.subarray(0, len);
     readChunk(off, chunk);
     if (options.transform) {
-      for (let p = 0; p < len; p += bs) options.transform(off + p, chunk.subarray(p, Math.min(p + bs, len)));
+      for (let p = 0; p < len; p += bs) {
+        options.transform(off + p, chunk.subarray(p, Math.min(p + bs, len)));
+      }
     }
     emit(off, chunk);
     done += len;
@@ -236,7 +245,9 @@ export function copyExtents(
     }
   } else {
     for (const e of extents) {
-      for (let p = 0; p < e.length; p += bufSize) doChunk(e.offset + p, Math.min(bufSize, e.length - p));
+      for (let p = 0; p < e.length; p += bufSize) {
+        doChunk(e.offset + p, Math.min(bufSize, e.length - p));
+      }
     }
   }
 

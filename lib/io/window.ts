@@ -22,7 +22,9 @@ export class WindowSource implements Source {
   readonly name: string;
   /** Views `inner` from `offset`, for `length` bytes (default: to its end). */
   constructor(inner: Source, offset: number, length?: number) {
-    if (!Number.isSafeInteger(offset) || offset < 0) throw new RangeError(`Invalid window offset ${offset}`);
+    if (!Number.isSafeInteger(offset) || offset < 0) {
+      throw new RangeError(`Invalid window offset ${offset}`);
+    }
     this.#inner = inner;
     this.#offset = offset;
     this.size = Math.max(0, Math.min(length ?? Infinity, inner.size - offset));
@@ -61,7 +63,9 @@ export class WindowSink implements Sink {
   readonly name: string;
   /** Writes into `inner` at `offset`; `limit` caps the window length. */
   constructor(inner: Sink, offset: number, limit?: number) {
-    if (!Number.isSafeInteger(offset) || offset < 0) throw new RangeError(`Invalid window offset ${offset}`);
+    if (!Number.isSafeInteger(offset) || offset < 0) {
+      throw new RangeError(`Invalid window offset ${offset}`);
+    }
     if (inner.kind === "stream" && offset !== 0) {
       throw new TypeError("Cannot write at an offset into a stream");
     }
@@ -76,7 +80,9 @@ export class WindowSink implements Sink {
   }
   /** Size seen through the window. */
   get size(): number {
-    return this.#inner.kind === "device" ? this.#limit : Math.max(0, this.#inner.size - this.#offset);
+    return this.#inner.kind === "device"
+      ? this.#limit
+      : Math.max(0, this.#inner.size - this.#offset);
   }
   /** Writes at `offset` inside the window. */
   writeAt(offset: number, data: Uint8Array): void {
