@@ -127,7 +127,7 @@ export class UnsupportedFeatureError extends FsimageError {
 export class ReadError extends FsimageError {
   /** The source's name (a path, "stdin", "memory"). */
   readonly source: string;
-  /** Byte offset of the failed read. */
+  /** Byte offset of the failed read; -1 when the source could not be opened. */
   readonly offset: number;
   /** Length of the failed read. */
   readonly length: number;
@@ -141,7 +141,9 @@ export class ReadError extends FsimageError {
   ) {
     super(
       "READ_FAILED",
-      `Cannot read ${source}: ${reason} at byte 0x${offset.toString(16)} (${length} bytes)`,
+      offset < 0
+        ? `Cannot open ${source}: ${reason}`
+        : `Cannot read ${source}: ${reason} at byte 0x${offset.toString(16)} (${length} bytes)`,
       options,
     );
     this.name = "ReadError";
@@ -164,7 +166,7 @@ export class ReadError extends FsimageError {
 export class WriteError extends FsimageError {
   /** The sink's name. */
   readonly sink: string;
-  /** Byte offset of the failed write. */
+  /** Byte offset of the failed write; -1 when the sink could not be opened. */
   readonly offset: number;
   /** Creates a write error. */
   constructor(
@@ -176,7 +178,9 @@ export class WriteError extends FsimageError {
   ) {
     super(
       noSpace ? "NO_SPACE" : "WRITE_FAILED",
-      `Cannot write ${sink}: ${reason} at byte 0x${offset.toString(16)}`,
+      offset < 0
+        ? `Cannot open ${sink}: ${reason}`
+        : `Cannot write ${sink}: ${reason} at byte 0x${offset.toString(16)}`,
       options,
     );
     this.name = "WriteError";

@@ -30,7 +30,8 @@ export function haveTool(name: string): boolean {
 /** True when running as root (loop devices, mounts). */
 export function isRoot(): boolean {
   try {
-    return Deno.uid() === 0;
+    return new TextDecoder().decode(new Deno.Command("id", { args: ["-u"] }).outputSync().stdout)
+      .trim() === "0";
   } catch {
     return false;
   }

@@ -6,8 +6,10 @@
  */
 import denoJson from "../../deno.json" with { type: "json" };
 import { type Command, type CommandContext, defaultContext } from "./context.ts";
+import { copyCommand } from "./copy.ts";
 import { e2imageCommand } from "./e2image.ts";
 import { ntfscloneCommand } from "./ntfsclone.ts";
+import { CliError } from "./open.ts";
 
 /** fsimage's version, from deno.json. */
 export const VERSION: string = denoJson.version;
@@ -16,6 +18,7 @@ export const VERSION: string = denoJson.version;
 export const COMMANDS: Record<string, [Command, string]> = {
   e2image: [e2imageCommand, "save ext2/3/4 metadata: normal, raw (-r) or QCOW2 (-Q) images"],
   ntfsclone: [ntfscloneCommand, "clone, save or restore an NTFS volume"],
+  copy: [copyCommand, "copy an image file or device sparsely (holes for zero blocks)"],
 };
 
 /** The text of `fsimage --help`. */
@@ -84,6 +87,6 @@ export async function runCommand(
     const msg = e instanceof Error ? e.message : String(e);
     ctx.stderr.write(`${ctx.programName}: ${msg}\n`);
     if (ctx.debug && e instanceof Error && e.stack) ctx.stderr.write(e.stack + "\n");
-    return 1;
+    return e instanceof CliError ? e.status : 1;
   }
 }

@@ -136,7 +136,7 @@ export function openSource(path: string): FdSource {
   try {
     fd = fs.openSync(path, "r");
   } catch (e) {
-    throw new ReadError(path, 0, 0, reason(e), { cause: e });
+    throw new ReadError(path, -1, 0, reason(e), { cause: e });
   }
   try {
     return new FdSource(fd, path);
@@ -260,7 +260,9 @@ export class FdSink implements Sink {
 
 /**
  * Opens `path` for writing as a {@linkcode Sink}. `mode` says whether it may exist; `perm`
- * is the creation mode (default 0o644, subject to the umask).
+ * is the creation mode (default 0o644, subject to the umask). The sink is opened read-write
+ * when permitted; with only write permission it is write-only, unless `readBack` demands
+ * reading (check-before-write, in-place moves), in which case the open fails.
  *
  * @example
  * ```ts ignore
@@ -271,11 +273,11 @@ export class FdSink implements Sink {
  */
 export function openSink(
   path: string,
-  options: { mode?: OpenSinkMode; perm?: number } = {},
+  options: { mode?: OpenSinkMode; perm?: number; readBack?: boolean } = {},
 ): FdSink {
   const mode = options.mode ?? "create";
   const c = fs.constants;
-  let flags = c.O_RDWR;
+  let flags = 0;
   if (mode !== "existing") flags |= c.O_CREAT;
   if (mode === "create-new") flags |= c.O_EXCL;
   if (mode === "truncate") flags |= c.O_TRUNC;
@@ -289,9 +291,16 @@ export function openSink(
   } else if (mode === "create-new") existed = false;
   let fd: number;
   try {
-    fd = fs.openSync(path, flags, options.perm ?? 0o644);
+    // Read-write when allowed (devices need it to find their size, -c and moves read back);
+    // write-only when Deno grants only --allow-write on the path.
+    try {
+      fd = fs.openSync(path, flags | c.O_RDWR, options.perm ?? 0o644);
+    } catch (e) {
+      if ((e as Error)?.name !== "NotCapable" || options.readBack) throw e;
+      fd = fs.openSync(path, flags | c.O_WRONLY, options.perm ?? 0o644);
+    }
   } catch (e) {
-    throw new WriteError(path, 0, reason(e), isNoSpace(e), { cause: e });
+    throw new WriteError(path, -1, reason(e), isNoSpace(e), { cause: e });
   }
   try {
     return new FdSink(fd, path, { created: !existed });

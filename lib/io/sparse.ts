@@ -266,3 +266,80 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
 }
+
+/** Options of {@linkcode copyStream}. */
+export interface CopyStreamOptions {
+  /** Zero-detection granularity; default 4096. */
+  blockSize?: number;
+  /** Leave all-zero blocks as holes (file sinks only); default true for files. */
+  skipZeroBlocks?: boolean;
+  /** Stop after this many bytes; default: to the end of the input. */
+  limit?: number;
+  /** Bytes per batch; default 4 MiB. */
+  bufferSize?: number;
+  /** Set a file sink's final length to the bytes copied; default true. */
+  setLength?: boolean;
+  /** Progress: bytes copied so far. */
+  onProgress?: (done: number) => void;
+}
+
+/**
+ * Copies a sequential input (a pipe) to the start of `sink`, sparsely: all-zero blocks become
+ * holes in a file sink. Returns the number of bytes copied.
+ *
+ * @example
+ * ```ts
+ * import { MemorySink } from "./memory.ts";
+ * import { copyStream } from "./sparse.ts";
+ * let sent = false;
+ * const input = { readSync: (p: Uint8Array) => sent ? null : (sent = true, p.fill(1, 0, 10), 10) };
+ * const out = new MemorySink();
+ * console.assert(copyStream(input, out) === 10 && out.size === 10);
+ * ```
+ */
+export function copyStream(
+  input: { readSync(p: Uint8Array): number | null },
+  sink: Sink,
+  options: CopyStreamOptions = {},
+): number {
+  const bs = options.blockSize ?? 4096;
+  const bufSize = Math.max(bs, Math.floor((options.bufferSize ?? 4 << 20) / bs) * bs);
+  const buf = new Uint8Array(bufSize);
+  const skipZero = sink.kind === "file" && (options.skipZeroBlocks ?? true);
+  const limit = options.limit ?? Infinity;
+  let pos = 0;
+  for (;;) {
+    // Fill the buffer completely (pipes return at most 64 KiB per read).
+    let fill = 0;
+    const want = Math.min(bufSize, limit - pos);
+    while (fill < want) {
+      const n = input.readSync(buf.subarray(fill, want));
+      if (n === null || n === 0) break;
+      fill += n;
+    }
+    if (fill === 0) break;
+    if (sink.kind === "device" && pos + fill > sink.size) {
+      throw new RangeError(`${sink.name} is too small: ${sink.size} bytes, the input is longer`);
+    }
+    if (!skipZero) sink.writeAt(pos, buf.subarray(0, fill));
+    else {
+      let run = -1;
+      for (let p = 0; p <= fill; p += bs) {
+        const q = Math.min(p + bs, fill);
+        const zero = p === fill || isZero(buf.subarray(p, q));
+        if (!zero && run < 0) run = p;
+        if (zero && run >= 0) {
+          sink.writeAt(pos + run, buf.subarray(run, p));
+          run = -1;
+        }
+        if (p === fill) break;
+      }
+      if (run >= 0) sink.writeAt(pos + run, buf.subarray(run, fill));
+    }
+    pos += fill;
+    options.onProgress?.(pos);
+    if (fill < want || pos >= limit) break;
+  }
+  if (sink.kind === "file" && (options.setLength ?? true) && sink.size !== pos) sink.truncate!(pos);
+  return pos;
+}

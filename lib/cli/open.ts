@@ -1,0 +1,89 @@
+/**
+ * Opening a command's inputs and outputs with the permission checks of
+ * {@linkcode explainMissing}: `-` is stdin/stdout (no permission needed), a path is checked
+ * without prompting and a missing permission becomes a one-line {@linkcode CliError}.
+ *
+ * @module
+ */
+import * as fs from "node:fs";
+import {
+  type FdSink,
+  type FdSource,
+  openSink,
+  type OpenSinkMode,
+  openSource,
+  stdinSource,
+  type StdinStream,
+  stdoutSink,
+} from "../io/mod.ts";
+import type { CommandContext } from "./context.ts";
+import { dropAllPermissions, explainMissing, permissionStates } from "./permissions.ts";
+
+/** An error that ends a command with a message and an exit status. */
+export class CliError extends Error {
+  /** The exit status. */
+  readonly status: number;
+  /** Creates the error; `status` defaults to 1. */
+  constructor(message: string, status = 1) {
+    super(message);
+    this.name = "CliError";
+    this.status = status;
+  }
+}
+
+/** Opens `path` (or `-` for stdin) as an input after checking read permission. */
+export function openInput(path: string): FdSource | StdinStream {
+  if (path === "-") return stdinSource();
+  const why = explainMissing(path, "read");
+  if (why) throw new CliError(why);
+  return openSource(path);
+}
+
+/** Opens `path` (or `-` for stdout) as an output after checking write permission. */
+export function openOutput(
+  path: string,
+  mode: OpenSinkMode,
+  options: { perm?: number; readBack?: boolean } = {},
+): FdSink {
+  if (path === "-") return stdoutSink();
+  const why = explainMissing(path, "write") ??
+    (options.readBack ? explainMissing(path, "read") : undefined);
+  if (why) throw new CliError(why);
+  try {
+    return openSink(path, { mode, ...options });
+  } catch (e) {
+    const code = ((e as Error).cause as { code?: string } | undefined)?.code;
+    if (mode === "create-new" && code === "EEXIST") {
+      throw new CliError(`${path} exists: refusing to overwrite it (use -f to write into it)`);
+    }
+    throw e;
+  }
+}
+
+/** True when `path` exists (needs read permission on it; false when not allowed). */
+export function pathExists(path: string): boolean {
+  try {
+    fs.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** True when two descriptors refer to the same file or device. */
+export function sameFile(a: number, b: number): boolean {
+  const x = fs.fstatSync(a), y = fs.fstatSync(b);
+  return x.dev === y.dev && x.ino === y.ino && (x.rdev ?? 0) === (y.rdev ?? 0);
+}
+
+/**
+ * Drops every permission once a command's files are open; under `--debug` it prints the
+ * resulting states, which the tests use to prove that a `-A` run holds nothing afterwards.
+ */
+export function dropPermissions(ctx: CommandContext): void {
+  dropAllPermissions();
+  if (ctx.debug) {
+    const s = Object.entries(permissionStates()).map(([k, v]) => `${k}=${v}`).join(" ");
+    ctx.stderr.write(`${ctx.programName}: permissions after opening: ${s}\n`);
+  }
+}
