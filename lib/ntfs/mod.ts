@@ -1,6 +1,20 @@
 /**
- * The ntfs module of fsimage (work in progress).
+ * NTFS for fsimage: the boot sector, update sequence fixups, MFT records, attributes,
+ * runlists and attribute lists, and the {@linkcode NtfsVolume} walker that computes the
+ * clusters ntfsclone copies (and, for metadata images, what it keeps and wipes).
+ *
+ * @example
+ * ```ts ignore
+ * import { NtfsVolume } from "./mod.ts";
+ * import { openSource } from "../io/mod.ts";
+ * const vol = NtfsVolume.open(openSource("ntfs.img"));
+ * console.log(vol.scan().used);
+ * ```
  *
  * @module
  */
-export {};
+export * from "./boot.ts";
+export * from "./fixup.ts";
+export * from "./runlist.ts";
+export * from "./record.ts";
+export * from "./volume.ts";

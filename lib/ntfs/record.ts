@@ -1,0 +1,292 @@
+/**
+ * MFT records ("FILE") and the attribute records inside them, resident and non-resident.
+ * Parsers work on a record whose fixups were already undone ({@linkcode undoFixups}).
+ *
+ * @module
+ */
+import { CorruptImageError } from "../errors.ts";
+import { u16, u32, u64, u8 } from "../_internal/bytes.ts";
+import { decodeRunlist, type NtfsRun } from "./runlist.ts";
+
+/** MFT record flag: the record is in use (MFT_RECORD_IN_USE). */
+export const MFT_RECORD_IN_USE = 0x0001;
+/** MFT record flag: the record is a directory (MFT_RECORD_IS_DIRECTORY). */
+export const MFT_RECORD_IS_DIRECTORY = 0x0002;
+
+/** Attribute type codes used by fsimage. */
+export const AttrType = {
+  STANDARD_INFORMATION: 0x10,
+  ATTRIBUTE_LIST: 0x20,
+  FILE_NAME: 0x30,
+  OBJECT_ID: 0x40,
+  SECURITY_DESCRIPTOR: 0x50,
+  VOLUME_NAME: 0x60,
+  VOLUME_INFORMATION: 0x70,
+  DATA: 0x80,
+  INDEX_ROOT: 0x90,
+  INDEX_ALLOCATION: 0xa0,
+  BITMAP: 0xb0,
+  REPARSE_POINT: 0xc0,
+  EA_INFORMATION: 0xd0,
+  EA: 0xe0,
+  LOGGED_UTILITY_STREAM: 0x100,
+  END: 0xffffffff,
+} as const;
+
+/** The header of an MFT record. */
+export interface MftRecordHeader {
+  /** usa_ofs (0x04). */
+  usaOffset: number;
+  /** usa_count (0x06). */
+  usaCount: number;
+  /** sequence_number (0x10). */
+  sequenceNumber: number;
+  /** link_count (0x12). */
+  linkCount: number;
+  /** attrs_offset (0x14): the first attribute. */
+  attrsOffset: number;
+  /** flags (0x16): {@linkcode MFT_RECORD_IN_USE}, {@linkcode MFT_RECORD_IS_DIRECTORY}. */
+  flags: number;
+  /** bytes_in_use (0x18). */
+  bytesInUse: number;
+  /** bytes_allocated (0x1C): the record size. */
+  bytesAllocated: number;
+  /** base_mft_record (0x20), the record number only (48 bits); 0 for a base record. */
+  baseRecord: number;
+  /** True when the record is in use. */
+  inUse: boolean;
+}
+
+/** An attribute record of an MFT record. */
+export interface NtfsAttribute {
+  /** Attribute type code (0x00). */
+  type: number;
+  /** Byte offset of the attribute record inside its MFT record. */
+  offset: number;
+  /** Length of the attribute record (0x04). */
+  length: number;
+  /** True for a non-resident attribute (0x08). */
+  nonResident: boolean;
+  /** The attribute's name (UTF-16LE decoded), "" when unnamed. */
+  name: string;
+  /** flags (0x0C): COMPRESSED 0x0001, ENCRYPTED 0x4000, SPARSE 0x8000. */
+  flags: number;
+  /** instance (0x0E). */
+  instance: number;
+  /** Resident: offset of the value inside the MFT record. */
+  valueOffset: number;
+  /** Resident: value_length (0x10). */
+  valueLength: number;
+  /** Non-resident: lowest_vcn (0x10). */
+  lowestVcn: number;
+  /** Non-resident: highest_vcn (0x18). */
+  highestVcn: number;
+  /** Non-resident: allocated_size (0x28). */
+  allocatedSize: number;
+  /** Non-resident: data_size (0x30). */
+  dataSize: number;
+  /** Non-resident: initialized_size (0x38). */
+  initializedSize: number;
+  /** Non-resident: compression_unit (0x22), log2 of clusters. */
+  compressionUnit: number;
+  /** Non-resident: the decoded runlist. */
+  runs: NtfsRun[];
+}
+
+function corrupt(what: string, base: number, at: number, field: string): never {
+  throw new CorruptImageError(
+    `Cannot read NTFS MFT record: ${what} (byte 0x${(base + at).toString(16)})`,
+    { format: "ntfs", structure: "MFT record", field, offset: base + at },
+  );
+}
+
+/**
+ * Parses and checks an MFT record header. `base` is the record's absolute byte offset (for
+ * messages). Returns undefined when the record is not a usable "FILE" record of this size
+ * (the records ntfsclone skips silently).
+ */
+export function parseMftRecordHeader(rec: Uint8Array, base = 0): MftRecordHeader | undefined {
+  if (rec.length < 48 || u32(rec, 0) !== 0x454c4946) return undefined; // "FILE"
+  const h: MftRecordHeader = {
+    usaOffset: u16(rec, 4),
+    usaCount: u16(rec, 6),
+    sequenceNumber: u16(rec, 0x10),
+    linkCount: u16(rec, 0x12),
+    attrsOffset: u16(rec, 0x14),
+    flags: u16(rec, 0x16),
+    bytesInUse: u32(rec, 0x18),
+    bytesAllocated: u32(rec, 0x1c),
+    baseRecord: u32(rec, 0x20) + u16(rec, 0x24) * 0x100000000,
+    inUse: (u16(rec, 0x16) & MFT_RECORD_IN_USE) !== 0,
+  };
+  if (h.bytesAllocated !== rec.length) return undefined;
+  if (h.attrsOffset % 8 !== 0 || h.attrsOffset < 0x18 || h.attrsOffset > rec.length - 8) {
+    if (h.inUse) {
+      corrupt(
+        `attrs_offset 0x${h.attrsOffset.toString(16)} is invalid`,
+        base,
+        0x14,
+        "attrs_offset",
+      );
+    }
+    return undefined;
+  }
+  if (h.bytesInUse > rec.length || h.bytesInUse < h.attrsOffset + 4) {
+    if (h.inUse) corrupt(`bytes_in_use ${h.bytesInUse} is invalid`, base, 0x18, "bytes_in_use");
+    return undefined;
+  }
+  return h;
+}
+
+function decodeName(rec: Uint8Array, off: number, chars: number): string {
+  let s = "";
+  for (let i = 0; i < chars; i++) s += String.fromCharCode(u16(rec, off + 2 * i));
+  return s;
+}
+
+/**
+ * Lists the attribute records of an MFT record in physical order, validating every header
+ * against the record bounds and decoding non-resident runlists. `base` is the record's
+ * absolute byte offset, for messages.
+ */
+export function parseAttributes(
+  rec: Uint8Array,
+  header: MftRecordHeader,
+  base = 0,
+): NtfsAttribute[] {
+  const out: NtfsAttribute[] = [];
+  const limit = Math.min(header.bytesInUse, rec.length);
+  let p = header.attrsOffset;
+  for (let guard = 0; guard < rec.length / 16; guard++) {
+    if (p + 4 > limit) corrupt("attribute list runs past bytes_in_use", base, p, "type");
+    const type = u32(rec, p);
+    if (type === AttrType.END) return out;
+    if (p + 16 > limit) corrupt("attribute header runs past bytes_in_use", base, p, "length");
+    const length = u32(rec, p + 4);
+    if (length < 24 || length % 8 !== 0 || p + length > limit) {
+      corrupt(`attribute length ${length} is invalid`, base, p + 4, "length");
+    }
+    const nonResident = u8(rec, p + 8) !== 0;
+    const nameLength = u8(rec, p + 9), nameOffset = u16(rec, p + 10);
+    if (nameLength && nameOffset + 2 * nameLength > length) {
+      corrupt("attribute name runs past the attribute", base, p + 10, "name_offset");
+    }
+    const a: NtfsAttribute = {
+      type,
+      offset: p,
+      length,
+      nonResident,
+      name: nameLength ? decodeName(rec, p + nameOffset, nameLength) : "",
+      flags: u16(rec, p + 12),
+      instance: u16(rec, p + 14),
+      valueOffset: 0,
+      valueLength: 0,
+      lowestVcn: 0,
+      highestVcn: 0,
+      allocatedSize: 0,
+      dataSize: 0,
+      initializedSize: 0,
+      compressionUnit: 0,
+      runs: [],
+    };
+    if (!nonResident) {
+      a.valueLength = u32(rec, p + 16);
+      const vo = u16(rec, p + 20);
+      if (vo + a.valueLength > length) {
+        corrupt("resident value runs past the attribute", base, p + 16, "value_length");
+      }
+      a.valueOffset = p + vo;
+    } else {
+      if (length < 64) {
+        corrupt(`non-resident attribute length ${length} is too short`, base, p + 4, "length");
+      }
+      const what = `attribute 0x${type.toString(16)}`;
+      a.lowestVcn = u64(rec, p + 16, what);
+      a.highestVcn = Number(
+        BigInt.asIntN(64, BigInt(u32(rec, p + 24)) | (BigInt(u32(rec, p + 28)) << 32n)),
+      );
+      const mp = u16(rec, p + 32);
+      a.compressionUnit = u8(rec, p + 34);
+      a.allocatedSize = u64(rec, p + 40, what);
+      a.dataSize = u64(rec, p + 48, what);
+      a.initializedSize = u64(rec, p + 56, what);
+      if (mp < 64 || mp > length) {
+        corrupt(`mapping_pairs_offset ${mp} is invalid`, base, p + 32, "mapping_pairs_offset");
+      }
+      a.runs = decodeRunlist(rec, p + mp, p + length, a.lowestVcn, base);
+      if (a.highestVcn > 0 && a.runs.length) {
+        const last = a.runs[a.runs.length - 1]!;
+        if (last.vcn + last.length - 1 !== a.highestVcn) {
+          corrupt(
+            `highest_vcn ${a.highestVcn} does not match the runlist end ${
+              last.vcn + last.length - 1
+            }`,
+            base,
+            p + 24,
+            "highest_vcn",
+          );
+        }
+      }
+    }
+    out.push(a);
+    p += length;
+  }
+  return corrupt("too many attributes", base, p, "type");
+}
+
+/** The resident value of an attribute (a view into `rec`). */
+export function residentValue(rec: Uint8Array, a: NtfsAttribute): Uint8Array {
+  return rec.subarray(a.valueOffset, a.valueOffset + a.valueLength);
+}
+
+/** An entry of an $ATTRIBUTE_LIST. */
+export interface AttrListEntry {
+  /** Attribute type (0x00). */
+  type: number;
+  /** Name (decoded), "" when unnamed. */
+  name: string;
+  /** lowest_vcn (0x08). */
+  lowestVcn: number;
+  /** The MFT record holding the attribute (0x10, record number only). */
+  record: number;
+  /** instance (0x18). */
+  instance: number;
+}
+
+/**
+ * Parses the value of an $ATTRIBUTE_LIST attribute. `base` is an absolute offset for messages.
+ */
+export function parseAttributeList(v: Uint8Array, base = 0): AttrListEntry[] {
+  const out: AttrListEntry[] = [];
+  let p = 0;
+  while (p + 26 <= v.length) {
+    const type = u32(v, p);
+    const len = u16(v, p + 4);
+    if (len < 26 || len % 8 !== 0 || p + len > v.length) {
+      throw new CorruptImageError(
+        `Cannot read NTFS attribute list: entry length ${len} is invalid (byte 0x${
+          (base + p + 4).toString(16)
+        })`,
+        { format: "ntfs", structure: "attribute list", field: "length", offset: base + p + 4 },
+      );
+    }
+    const nameLen = u8(v, p + 6), nameOff = u8(v, p + 7);
+    if (nameLen && nameOff + 2 * nameLen > len) {
+      throw new CorruptImageError(
+        `Cannot read NTFS attribute list: name runs past the entry (byte 0x${
+          (base + p + 7).toString(16)
+        })`,
+        { format: "ntfs", structure: "attribute list", field: "name_offset", offset: base + p + 7 },
+      );
+    }
+    out.push({
+      type,
+      name: nameLen ? decodeName(v, p + nameOff, nameLen) : "",
+      lowestVcn: u64(v, p + 8, "attribute list lowest_vcn"),
+      record: u32(v, p + 16) + u16(v, p + 20) * 0x100000000,
+      instance: u16(v, p + 24),
+    });
+    p += len;
+  }
+  return out;
+}
