@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { Buffer } from "node:buffer";
 import { CorruptImageError } from "../errors.ts";
 
 /** Largest byte offset fsimage handles: 2^53 - 1. */
@@ -153,17 +154,12 @@ export function isPowerOfTwo(n: number): boolean {
   return Number.isSafeInteger(n) && n > 0 && Number.isInteger(Math.log2(n));
 }
 
-/** True when every byte of `b` is zero; fast path over 32-bit words. */
+let zeros = new Uint8Array(65536);
+
+/** True when every byte of `b` is zero (a native memcmp against a zero buffer). */
 export function isZero(b: Uint8Array): boolean {
-  const n = b.length;
-  let i = 0;
-  if ((b.byteOffset & 3) === 0) {
-    const w = new Uint32Array(b.buffer, b.byteOffset, n >>> 2);
-    for (let j = 0; j < w.length; j++) if (w[j] !== 0) return false;
-    i = w.length << 2;
-  }
-  for (; i < n; i++) if (b[i] !== 0) return false;
-  return true;
+  if (b.length > zeros.length) zeros = new Uint8Array(Math.max(b.length, zeros.length * 2));
+  return Buffer.compare(b, zeros.subarray(0, b.length)) === 0;
 }
 
 /** Formats a number as `0x…` hex. */

@@ -50,6 +50,19 @@ export function usage(): string {
  * ```
  */
 export async function main(args: string[], ctx?: Partial<CommandContext>): Promise<number> {
+  // A standalone executable named e2image or ntfsclone behaves as that command (busybox style).
+  const self = invokedAs();
+  if (self && !ctx?.programName) {
+    const debug = args.includes("--debug");
+    return await runCommand(
+      COMMANDS[self]![0],
+      debug ? args.filter((a) => a !== "--debug") : args,
+      {
+        ...defaultContext(self, debug),
+        ...ctx,
+      },
+    );
+  }
   const debug = args.includes("--debug");
   if (debug) args = args.filter((a) => a !== "--debug");
   const c = { ...defaultContext("fsimage", debug), ...ctx };
@@ -70,6 +83,13 @@ export async function main(args: string[], ctx?: Partial<CommandContext>): Promi
     return 2;
   }
   return await runCommand(entry[0], rest, { ...c, programName: ctx?.programName ?? name });
+}
+
+/** The command a compiled executable is named after ("e2image", "ntfsclone"), if any. */
+export function invokedAs(): string | undefined {
+  if (!Deno.build.standalone) return undefined;
+  const base = Deno.execPath().split("/").pop()!.replace(/\.exe$/, "");
+  return base !== "fsimage" && base in COMMANDS ? base : undefined;
 }
 
 /**
