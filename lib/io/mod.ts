@@ -21,3 +21,4 @@ export * from "./faulty.ts";
 export * from "./util.ts";
 export * from "./sparse.ts";
 export * from "./file.ts";
+export * from "../_internal/extents.ts";
