@@ -104,9 +104,20 @@ export async function runCommand(
   try {
     return await cmd(args, ctx);
   } catch (e) {
+    if (isBrokenPipe(e)) return 141; // the reader went away (`| head`): 128 + SIGPIPE, silently
     const msg = e instanceof Error ? e.message : String(e);
     ctx.stderr.write(`${ctx.programName}: ${msg}\n`);
     if (ctx.debug && e instanceof Error && e.stack) ctx.stderr.write(e.stack + "\n");
     return e instanceof CliError ? e.status : 1;
   }
+}
+
+/** True when `e` (or its cause) is a write to a closed pipe. */
+export function isBrokenPipe(e: unknown): boolean {
+  for (let x = e, i = 0; x && i < 4; x = (x as { cause?: unknown }).cause, i++) {
+    const code = (x as { code?: string }).code;
+    const name = (x as { name?: string }).name;
+    if (code === "EPIPE" || name === "BrokenPipe") return true;
+  }
+  return false;
 }

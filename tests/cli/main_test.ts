@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { main, VERSION } from "../../lib/cli/main.ts";
 import { BufferWriter } from "../../lib/cli/context.ts";
-import { runFsimage } from "../_helpers.ts";
+import { MAIN, run, runFsimage, tempDir } from "../_helpers.ts";
 
 function ctx() {
   return { stdout: new BufferWriter(), stderr: new BufferWriter(), debug: false };
@@ -36,4 +36,16 @@ Deno.test("the real entry point exits with the router's status and needs no perm
   assert.equal(r.code, 0, r.err);
   assert.equal(r.out, `fsimage ${VERSION}\n`);
   assert.equal(runFsimage(["nope"], { flags: [] }).code, 2);
+});
+
+Deno.test("a reader that closes the pipe ends the run silently with status 141", () => {
+  using d = tempDir();
+  const src = `${d.path}/big.img`;
+  Deno.writeFileSync(src, new Uint8Array(8 << 20).fill(1));
+  const script =
+    `"${Deno.execPath()}" run --no-prompt --allow-read="${src}" "${MAIN}" copy "${src}" - ` +
+    `2>"${d.path}/err" | head -c 1000 >/dev/null; echo "\${PIPESTATUS[0]}"`;
+  const r = run("bash", ["-c", script]);
+  assert.equal(r.out.trim(), "141");
+  assert.equal(Deno.readTextFileSync(`${d.path}/err`), "");
 });
