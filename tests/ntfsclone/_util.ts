@@ -1,0 +1,112 @@
+/**
+ * Helpers of the ntfsclone tests: in-memory readers with controllable chunking, a seeded PRNG,
+ * synthetic images, and real NTFS volumes + images made by mkntfs/ntfscp/ntfsclone.
+ *
+ * @module
+ */
+import type { ReaderSync } from "../../lib/io/types.ts";
+import { MemorySink } from "../../lib/io/memory.ts";
+import {
+  createNtfscloneHeader,
+  type NtfscloneHeader,
+  NtfscloneImageWriter,
+} from "../../lib/ntfsclone/mod.ts";
+import { mustRun } from "../_helpers.ts";
+
+/** A ReaderSync over `bytes` returning at most `chunk` bytes per call (a pipe's short reads). */
+export function memReader(bytes: Uint8Array, chunk = 1 << 20): ReaderSync & { reads: number } {
+  let at = 0;
+  return {
+    reads: 0,
+    readSync(p: Uint8Array): number | null {
+      this.reads++;
+      const n = Math.min(p.length, bytes.length - at, chunk);
+      if (n <= 0) return null;
+      p.set(bytes.subarray(at, at + n));
+      at += n;
+      return n;
+    },
+  };
+}
+
+/** A small deterministic PRNG (mulberry32). */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A synthetic image: random used runs, device a bit larger than the volume. */
+export function syntheticImage(
+  seed: number,
+  opts: { clusterSize?: number; nrClusters?: number; extra?: number } = {},
+): { header: NtfscloneHeader; image: Uint8Array; device: Uint8Array } {
+  const cs = opts.clusterSize ?? 512;
+  const nr = opts.nrClusters ?? 300;
+  const deviceSize = nr * cs + (opts.extra ?? 512);
+  const rnd = prng(seed);
+  const device = new Uint8Array(deviceSize);
+  for (let i = 0; i < device.length; i += 4) device[i] = (rnd() * 256) | 0;
+  const header = createNtfscloneHeader({ clusterSize: cs, deviceSize, nrClusters: nr, inuse: 0 });
+  const sink = new MemorySink({ kind: "stream" });
+  const w = new NtfscloneImageWriter(sink, header, { bufferSize: 1000 });
+  let lcn = 0;
+  while (lcn <= nr) {
+    const used = rnd() < 0.6;
+    const run = Math.min(nr + 1 - lcn, 1 + ((rnd() * 12) | 0));
+    if (used || lcn === 0 || lcn + run > nr) {
+      w.clusters(device.slice(lcn * cs, Math.min((lcn + run) * cs, deviceSize)));
+    } else w.gap(run);
+    lcn += run;
+  }
+  w.finish();
+  return { header, image: sink.bytes().slice(), device };
+}
+
+/** Options of {@linkcode makeVolume}. */
+export interface VolumeOptions {
+  /** Device size in bytes. */
+  size: number;
+  /** Cluster size (mkntfs -c). */
+  clusterSize?: number;
+  /** Sector size (mkntfs -s). */
+  sectorSize?: number;
+  /** NTFS sectors (mkntfs's last argument), to leave room after the volume. */
+  sectors?: number;
+  /** Files to copy in: [name, size, seed]. */
+  files?: Array<[string, number, number]>;
+}
+
+/** Builds an NTFS volume file with mkntfs (+ ntfscp), returns its path. */
+export function makeVolume(dir: string, name: string, o: VolumeOptions): string {
+  const path = `${dir}/${name}`;
+  using f = Deno.openSync(path, { create: true, write: true, truncate: true });
+  f.truncateSync(o.size);
+  const args = ["-F", "-q", "-f"];
+  if (o.clusterSize) args.push("-c", String(o.clusterSize));
+  if (o.sectorSize) args.push("-s", String(o.sectorSize));
+  args.push(path);
+  if (o.sectors) args.push(String(o.sectors));
+  mustRun("mkntfs", args);
+  for (const [file, size, seed] of o.files ?? []) {
+    const rnd = prng(seed);
+    const b = new Uint8Array(size);
+    for (let i = 0; i < size; i += 64) b[i] = (rnd() * 256) | 0;
+    const tmp = `${dir}/${file}.src`;
+    Deno.writeFileSync(tmp, b);
+    mustRun("ntfscp", ["-q", "-f", path, tmp, file]);
+    Deno.removeSync(tmp);
+  }
+  return path;
+}
+
+/** Runs the real `ntfsclone --save-image` and returns the image path. */
+export function realSave(volume: string, image: string): string {
+  mustRun("ntfsclone", ["-q", "-s", "-O", image, volume]);
+  return image;
+}
