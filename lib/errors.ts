@@ -57,6 +57,11 @@ export interface CorruptionDetails {
    * super-block"), so a drop-in command can print exactly what the original prints.
    */
   compat?: string;
+  /**
+   * The original tool's phrase that follows `compat` in its message, e.g. e2image's "while
+   * iterating over inode 12", so a drop-in command can print `<prog>: <compat> <context>`.
+   */
+  context?: string;
 }
 
 /**

@@ -1,0 +1,279 @@
+/**
+ * Which blocks e2image copies into a raw (`-r`) or QCOW2 (`-Q`) image, computed exactly as
+ * e2image 1.47's `write_raw_image_file` does: `mark_table_blocks`, then an inode scan that
+ * marks EA blocks, every block of directories, symlinks, the journal, quota and orphan-file
+ * inodes, and the map blocks (or, with `-a`, every block) of other files. The result is a
+ * sorted block-extent list, the `-s` scramble set, and e2image's mark count (its progress
+ * total). Memory follows metadata: marks are kept as runs, never as a device-sized bitmap.
+ *
+ * @module
+ */
+import { CorruptImageError } from "../errors.ts";
+import { type BlockExtent, BlockSetBuilder } from "../_internal/extents.ts";
+import { u16, u32 } from "../_internal/bytes.ts";
+import { EXT2_MESSAGES, INCOMPAT } from "./superblock.ts";
+import { BG_FLAGS } from "./group_desc.ts";
+import {
+  INO,
+  INODE_FLAGS,
+  inodeHasValidBlocks,
+  parseExtInode,
+  S_IFDIR,
+  S_IFLNK,
+  S_IFMT,
+} from "./inode.ts";
+import { walkInodeBlocks } from "./block_map.ts";
+import type { ExtVolume } from "./volume.ts";
+
+/** Options of {@linkcode selectE2imageBlocks}. */
+export interface E2imageSelectionOptions {
+  /** e2image `-a`: every block of regular files too. */
+  allData?: boolean;
+  /** e2image `-s`: also compute the directory blocks to scramble. */
+  scramble?: boolean;
+  /** The output is a block device: full inode tables, even of INODE_UNINIT groups. */
+  outputIsDevice?: boolean;
+  /**
+   * Receives each warning line libext2fs prints while marking (no trailing newline), e.g.
+   * "Illegal block number passed to ext2fs_mark_block_bitmap #99999999 for in-use block map".
+   */
+  onWarning?: (line: string) => void;
+}
+
+/** The blocks e2image copies. */
+export interface E2imageSelection {
+  /** Selected blocks, sorted and merged, within [firstDataBlock, blocksCount). */
+  blocks: BlockExtent[];
+  /** Directory data blocks to scramble with `-s` (empty without it); a subset of blocks. */
+  scrambleBlocks: BlockExtent[];
+  /** e2image's `meta_blocks_count`: one per mark call, duplicates included (progress total). */
+  markCount: number;
+}
+
+/** Inode buffer for the scan: at most this many bytes are read at once. */
+const SCAN_BATCH = 4 << 20;
+
+class Marker {
+  readonly set = new BlockSetBuilder();
+  #startC: number;
+  #endC: number;
+  #bits: number;
+  #desc: string;
+  #warn: (line: string) => void;
+
+  constructor(vol: ExtVolume, desc: string, warn: (line: string) => void) {
+    this.#bits = vol.clusterBits;
+    this.#startC = Math.floor(vol.firstDataBlock / vol.clusterRatio);
+    this.#endC = Math.floor((vol.blocksCount - 1) / vol.clusterRatio);
+    this.#desc = desc;
+    this.#warn = warn;
+  }
+
+  mark(start: number, count: number): void {
+    const r = 2 ** this.#bits;
+    const first = Math.floor(start / r), last = Math.floor((start + count - 1) / r);
+    if (first >= this.#startC && last <= this.#endC) {
+      this.set.addRange(first, last - first + 1);
+      return;
+    }
+    for (let i = 0; i < count; i++) {
+      const c = Math.floor((start + i) / r);
+      if (c < this.#startC || c > this.#endC) {
+        this.#warn(`${EXT2_MESSAGES.BAD_BLOCK_MARK} #${c} for ${this.#desc}`);
+      } else this.set.add(c);
+    }
+  }
+
+  blocks(vol: ExtVolume): BlockExtent[] {
+    const r = vol.clusterRatio;
+    const out: BlockExtent[] = [];
+    for (const e of this.set.build()) {
+      const s = Math.max(e.start * r, vol.firstDataBlock);
+      const end = Math.min((e.start + e.count) * r, vol.blocksCount);
+      if (end > s) out.push({ start: s, count: end - s });
+    }
+    return out;
+  }
+}
+
+function scanError(message: string, compat: string, context: string, offset?: number) {
+  return new CorruptImageError(message, {
+    format: "ext",
+    structure: "inode scan",
+    ...(offset !== undefined ? { offset } : {}),
+    compat,
+    context,
+  });
+}
+
+/**
+ * Computes e2image's block selection for `vol` (see the module doc). When the volume was
+ * opened with a backup superblock, that superblock and its descriptor blocks are marked too,
+ * as `e2image -b` does.
+ *
+ * Throws {@linkcode CorruptImageError} where e2image stops with an error; `details.compat` is
+ * libext2fs's message and `details.context` e2image's phrase ("while opening inode scan",
+ * "while getting next inode", "while iterating over inode N").
+ *
+ * @example
+ * ```ts ignore
+ * import { ExtVolume, selectE2imageBlocks } from "./mod.ts";
+ * import { openSource } from "../io/mod.ts";
+ * const sel = selectE2imageBlocks(ExtVolume.open(openSource("fs.img")));
+ * console.log(sel.blocks.length, sel.markCount);
+ * ```
+ */
+export function selectE2imageBlocks(
+  vol: ExtVolume,
+  options: E2imageSelectionOptions = {},
+): E2imageSelection {
+  const warn = options.onWarning ?? (() => {});
+  const meta = new Marker(vol, "in-use block map", warn);
+  const scr = options.scramble ? new Marker(vol, "scramble block map", warn) : undefined;
+  const isDev = options.outputIsDevice ?? false;
+  const sb = vol.superblock;
+  let count = 0;
+  const mark = (b: number, n = 1) => {
+    meta.mark(b, n);
+    count += n;
+  };
+
+  if (vol.superblockBlock) {
+    mark(vol.superblockBlock);
+    for (let j = 0; j < vol.descBlocks; j++) {
+      meta.mark(vol.descriptorBlockLocation(vol.superblockBlock, j), 1);
+    }
+    count += vol.descBlocks;
+  }
+  // mark_table_blocks
+  mark(sb.firstDataBlock);
+  for (let j = 0; j < vol.descBlocks; j++) {
+    meta.mark(vol.descriptorBlockLocation(sb.firstDataBlock, j), 1);
+  }
+  count += vol.descBlocks;
+  if (sb.featureIncompat & INCOMPAT.MMP) mark(sb.mmpBlock);
+  for (let g = 0; g < vol.groupCount; g++) {
+    const d = vol.groups[g]!;
+    if ((isDev || !(d.flags & BG_FLAGS.INODE_UNINIT)) && d.inodeTable) {
+      let end = vol.inodeBlocksPerGroup;
+      if (!isDev && vol.hasGroupChecksums) {
+        end = (end - Math.floor(d.itableUnused / vol.inodesPerBlock)) >>> 0;
+        // A hostile itable_unused wraps to ~2^32 in e2image; cap at the fs end.
+        end = Math.min(end, Math.max(0, vol.blocksCount + 1 - d.inodeTable));
+      }
+      if (end > 0) mark(d.inodeTable, end);
+    }
+    if (!(d.flags & BG_FLAGS.BLOCK_UNINIT) && d.blockBitmap) mark(d.blockBitmap);
+    if (!(d.flags & BG_FLAGS.INODE_UNINIT) && d.inodeBitmap) mark(d.inodeBitmap);
+  }
+
+  // The inode scan (ext2fs_open_inode_scan / ext2fs_get_next_inode).
+  const bs = vol.blockSize;
+  const isz = vol.inodeSize;
+  const ipg = vol.inodesPerGroup;
+  const wide = vol.is64bit;
+  const special = new Set<number>([INO.USR_QUOTA, INO.GRP_QUOTA]);
+  for (const n of [sb.journalInum, sb.prjQuotaInum, sb.orphanFileInum]) if (n) special.add(n);
+  const ctx = vol.walkContext();
+  const allData = options.allData ?? false;
+  const batchInodes = Math.max(1, Math.floor(SCAN_BATCH / isz));
+  const buf = new Uint8Array(Math.min(batchInodes, ipg) * isz);
+
+  for (let g = 0; g < vol.groupCount; g++) {
+    const d = vol.groups[g]!;
+    const table = d.inodeTable;
+    const phase = g === 0 ? "while opening inode scan" : "while getting next inode";
+    if (
+      table &&
+      (table < vol.firstDataBlock || table + vol.inodeBlocksPerGroup - 1 >= vol.blocksCount)
+    ) {
+      throw scanError(
+        `Cannot scan ext inodes: group ${g}'s inode table at block ${table} lies outside the file system`,
+        EXT2_MESSAGES.GDESC_BAD_INODE_TABLE,
+        phase,
+      );
+    }
+    let left = ipg;
+    if (vol.hasGroupChecksums) {
+      left = left > d.itableUnused ? left - d.itableUnused : 0;
+      if (d.flags & BG_FLAGS.INODE_UNINIT) continue;
+    }
+    if (left === 0) continue;
+    if (table === 0) {
+      throw scanError(
+        `Cannot scan ext inodes: group ${g} has no inode table`,
+        EXT2_MESSAGES.MISSING_INODE_TABLE,
+        "while getting next inode",
+      );
+    }
+    for (let first = 0; first < left; first += batchInodes) {
+      const n = Math.min(batchInodes, left - first);
+      const off = table * bs + first * isz;
+      const chunk = buf.subarray(0, n * isz);
+      if (!readAll(vol, off, chunk)) {
+        throw scanError(
+          `Cannot scan ext inodes: the source ends inside group ${g}'s inode table (byte 0x${
+            off.toString(16)
+          })`,
+          EXT2_MESSAGES.SHORT_READ,
+          "while getting next inode",
+          off,
+        );
+      }
+      for (let i = 0; i < n; i++) {
+        const o = i * isz;
+        if (u16(chunk, o + 0x1a) === 0) continue; // i_links_count
+        const ino = g * ipg + first + i + 1;
+        const acl = u32(chunk, o + 0x68) + (wide ? u16(chunk, o + 0x76) * 0x100000000 : 0);
+        if (acl) mark(acl);
+        const mode = u16(chunk, o);
+        const fmt = mode & S_IFMT;
+        const inode = parseExtInode(chunk, o, 128, wide);
+        if (!inodeHasValidBlocks(inode)) continue;
+        const isDir = fmt === S_IFDIR;
+        let err;
+        if (isDir || fmt === S_IFLNK || special.has(ino)) {
+          err = walkInodeBlocks(inode, ctx, (start, n, blockcnt) => {
+            mark(start, n);
+            if (scr && isDir && blockcnt >= 0) scr.mark(start, n);
+          });
+        } else if (
+          (inode.flags & INODE_FLAGS.EXTENTS) || inode.block[12] || inode.block[13] ||
+          inode.block[14] || allData
+        ) {
+          err = walkInodeBlocks(inode, ctx, (start, n, blockcnt) => {
+            if (blockcnt < 0 || allData) mark(start, n);
+          });
+        }
+        if (err) {
+          throw new CorruptImageError(
+            `Cannot walk the blocks of ext inode ${ino}: ${err.detail}`,
+            {
+              format: "ext",
+              structure: `inode ${ino}`,
+              compat: err.compat,
+              context: `while iterating over inode ${ino}`,
+            },
+          );
+        }
+      }
+    }
+  }
+  return {
+    blocks: meta.blocks(vol),
+    scrambleBlocks: scr ? scr.blocks(vol) : [],
+    markCount: count,
+  };
+}
+
+function readAll(vol: ExtVolume, offset: number, buf: Uint8Array): boolean {
+  const src = vol.source;
+  if (offset + buf.length > src.size) return false;
+  let done = 0;
+  while (done < buf.length) {
+    const n = src.readAt(offset + done, buf.subarray(done));
+    if (n <= 0) return false;
+    done += n;
+  }
+  return true;
+}
