@@ -101,8 +101,14 @@ export function mustRun(
 /** The repository root. */
 export const ROOT: string = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 
-/** Absolute path of main.ts. */
-export const MAIN: string = `${ROOT}/main.ts`;
+/**
+ * The entry point the CLI tests run: main.ts, or the single-file bundle when FSIMAGE_ENTRY
+ * names it (`deno task compile --bundle`, then `FSIMAGE_ENTRY=dist/fsimage.js deno task test`).
+ */
+export const MAIN: string = (() => {
+  const e = Deno.env.get("FSIMAGE_ENTRY");
+  return e ? (e.startsWith("/") ? e : `${ROOT}/${e}`) : `${ROOT}/main.ts`;
+})();
 
 /**
  * Runs `deno run <flags> main.ts <args>` (the CLI as a user runs it). `flags` default to
