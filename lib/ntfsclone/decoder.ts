@@ -185,7 +185,9 @@ export class NtfscloneDecoderCore {
     this.#cs = header.clusterSize;
     this.#nr = header.nrClusters;
     this.#dev = header.deviceSize;
-    const cap = Math.max(1, Math.floor(this.#batchSize / this.#cs)) * this.#cs;
+    // Never more than the whole restored device (small images stay cheap).
+    const clusters = Math.min(Math.floor(this.#batchSize / this.#cs), this.#nr + 1);
+    const cap = Math.max(1, clusters) * this.#cs;
     this.#batch = new Uint8Array(cap);
     this.#phase = Phase.Command;
     this.#event = { kind: "header", header };
@@ -430,7 +432,8 @@ export interface NtfscloneImageReaderOptions {
 export class NtfscloneImageReader {
   readonly #input: ReaderSync;
   readonly #core: NtfscloneDecoderCore;
-  readonly #buf: Uint8Array;
+  #buf: Uint8Array;
+  readonly #bufferSize: number;
   #off = 0;
   #end = 0;
   #eof = false;
@@ -445,10 +448,22 @@ export class NtfscloneImageReader {
       options.batchSize ?? DEFAULT_BATCH_SIZE,
       false,
     );
-    this.#buf = new Uint8Array(Math.max(4096, options.bufferSize ?? 4 << 20));
+    this.#bufferSize = Math.max(4096, options.bufferSize ?? 4 << 20);
+    this.#buf = new Uint8Array(Math.min(this.#bufferSize, 65536));
     const first = this.#pull();
     if (!first || first.kind !== "header") throw new Error("unreachable: no header event");
     this.header = first.header;
+    // Grow the read buffer to its full size, unless the whole image is known to be smaller.
+    const h = first.header;
+    const most = (h.nrClusters + 1) * (h.clusterSize + 10) + 65536;
+    const size = Math.min(this.#bufferSize, most);
+    if (size > this.#buf.length) {
+      const b = new Uint8Array(size);
+      b.set(this.#buf.subarray(this.#off, this.#end));
+      this.#end -= this.#off;
+      this.#off = 0;
+      this.#buf = b;
+    }
   }
 
   #pull(): NtfscloneRecord | null {
