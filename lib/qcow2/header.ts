@@ -210,7 +210,7 @@ export function parseQcow2Header(bytes: Uint8Array): Qcow2Header {
     );
   }
   const clusterBits = u32be(bytes, 20); // cluster_bits
-  if (clusterBits < QCOW2_MIN_CLUSTER_BITS) {
+  if (clusterBits < QCOW2_MIN_CLUSTER_BITS || clusterBits > 31) {
     throw fail("cluster_bits", 0x14, `cluster_bits must be 9 to 21, found ${clusterBits}`);
   }
   if (clusterBits > QCOW2_MAX_CLUSTER_BITS) {
