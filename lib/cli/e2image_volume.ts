@@ -7,6 +7,7 @@
 import type { BlockExtent } from "../_internal/extents.ts";
 import type { Source } from "../io/types.ts";
 import type { NormalImageVolume } from "../e2image/normal.ts";
+import { ExtVolume, scrambleDirBlock, ScrambleState } from "../ext/mod.ts";
 
 /** The blocks e2image copies (see lib/ext's `ExtVolume.e2imageSelection`). */
 export interface E2imageSelection {
@@ -38,13 +39,14 @@ export type BlockScrambler = (
 
 /** Opens the filesystem on `source`; throws the ext module's errors. */
 export function openE2imageVolume(
-  _source: Source,
-  _options: { superblock?: number; blockSize?: number },
+  source: Source,
+  options: { superblock?: number; blockSize?: number },
 ): E2imageVolume {
-  throw new Error("the ext module is not available yet");
+  return ExtVolume.open(source, options);
 }
 
 /** A scrambler with fresh per-run state. */
 export function newScrambler(): BlockScrambler {
-  throw new Error("the ext module is not available yet");
+  const state = new ScrambleState();
+  return (block, blockNumber, report) => scrambleDirBlock(block, blockNumber, state, report);
 }
