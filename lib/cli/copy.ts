@@ -17,7 +17,15 @@ import {
   WindowSource,
 } from "../io/mod.ts";
 import type { CommandContext } from "./context.ts";
-import { CliError, dropPermissions, openInput, openOutput, pathExists, sameFile } from "./open.ts";
+import {
+  CliError,
+  discardPartialOutput,
+  dropPermissions,
+  openInput,
+  openOutput,
+  pathExists,
+  sameFile,
+} from "./open.ts";
 import { ProgressReporter } from "./progress.ts";
 
 const USAGE =
@@ -166,6 +174,12 @@ export function copyCommand(args: string[], ctx: CommandContext): number {
       );
     }
     return 0;
+  } catch (e) {
+    if (!dry && discardPartialOutput(sink)) {
+      ctx.stderr.write(`${ctx.programName}: ${(e as Error).message}\n`);
+      throw new CliError(`removed the partial output: ${dstPath} is now empty`);
+    }
+    throw e;
   } finally {
     input.close();
     sink.close();

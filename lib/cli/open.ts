@@ -87,3 +87,21 @@ export function dropPermissions(ctx: CommandContext): void {
     ctx.stderr.write(`${ctx.programName}: permissions after opening: ${s}\n`);
   }
 }
+
+/**
+ * After a failed run, makes sure a partial output cannot pass for a finished image: an output
+ * file this run created is cut to zero bytes through its open descriptor (no permission is
+ * needed for that once permissions are dropped). Existing files and devices are left as they
+ * are (their previous contents were partly overwritten, which the error message says).
+ */
+export function discardPartialOutput(
+  sink: { kind: string; created?: boolean; truncate?(n: number): void },
+): boolean {
+  if (sink.kind !== "file" || !sink.created || !sink.truncate) return false;
+  try {
+    sink.truncate(0);
+    return true;
+  } catch {
+    return false;
+  }
+}
