@@ -458,11 +458,26 @@ function run(
       return fail(`${strerror(e)} while trying to open ${p.imageFn}`);
     }
   } else {
-    created = !fs.existsSync(p.imageFn);
     const c = fs.constants;
-    const flags = c.O_CREAT | c.O_RDWR | (p.imgType !== RAW ? c.O_TRUNC : 0);
+    // Read-write as e2image opens it; write-only when Deno grants only --allow-write here.
+    let access = c.O_RDWR;
     try {
-      const fd = fs.openSync(p.imageFn, flags, 0o600);
+      if (Deno.permissions.querySync({ name: "read", path: p.imageFn }).state !== "granted") {
+        access = c.O_WRONLY;
+      }
+    } catch {
+      // keep O_RDWR
+    }
+    const flags = c.O_CREAT | access | (p.imgType !== RAW ? c.O_TRUNC : 0);
+    try {
+      let fd: number;
+      try {
+        fd = fs.openSync(p.imageFn, flags | c.O_EXCL, 0o600);
+        created = true;
+      } catch (e) {
+        if ((e as { code?: string })?.code !== "EEXIST") throw e;
+        fd = fs.openSync(p.imageFn, flags, 0o600);
+      }
       cleanups.push(() => fs.closeSync(fd));
       sink = new FdSink(fd, p.imageFn, { owned: false, created });
     } catch (e) {
@@ -600,7 +615,7 @@ function writeRaw(
   const checkZero = o.created && !p.moveMode;
   const stream = outSink.kind === "stream";
   let sink: Sink = o.dstOffset ? new WindowSink(outSink, o.dstOffset) : outSink;
-  if (p.nop && stream) sink = new NullSink();
+  if (p.nop && (stream || p.imageFn === "-")) sink = new NullSink();
 
   // -s: scramble directory blocks in ascending block order (a forward copy visits them so).
   const last = blocks.at(-1);
@@ -653,7 +668,7 @@ function writeRaw(
   progress?.finish(written || extentsBlocks(blocks));
   // e2image ends a file whose last block was a hole with ftruncate to the full length; it
   // never shrinks the file in a move (the data after the filesystem is kept).
-  if (lastPending && sink.kind === "file" && sink.truncate && !(p.nop && stream)) {
+  if (lastPending && sink.kind === "file" && sink.truncate) {
     if (!p.moveMode || sink.size < size) sink.truncate(size);
   }
   if (p.check) {

@@ -6,7 +6,9 @@ import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import * as fs from "node:fs";
 import { BufferWriter } from "../../lib/cli/context.ts";
 import { runE2image } from "../../lib/cli/e2image.ts";
-import { needs, run, tempDir } from "../_helpers.ts";
+import { Buffer } from "node:buffer";
+import { MAIN, needs, run, runFsimage, tempDir } from "../_helpers.ts";
+import { extFixture } from "../ext/_fixtures.ts";
 
 /** Runs our e2image in-process; returns what the real tool's run() returns. */
 export function ours(args: string[], programName = "e2image"): {
@@ -93,5 +95,242 @@ Deno.test(
         assertEquals(fs.existsSync(o), wantExists, `output exists after ${args.join(" ")}`);
       }
     }
+  },
+);
+
+const FIXTURES = [
+  "ext2-1k",
+  "ext3-htree",
+  "ext4-default",
+  "ext4-1k",
+  "ext4-bigalloc",
+  "ext4-metabg",
+];
+
+function same(a: string, b: string): boolean {
+  return run("cmp", ["-s", a, b]).code === 0;
+}
+
+Deno.test(
+  "e2image -r/-ra/-rs to a new file are byte-identical to the real tool",
+  needs("e2image", "mkfs.ext4", "debugfs"),
+  () => {
+    using tmp = tempDir("h2-raw-");
+    for (const name of FIXTURES) {
+      const img = extFixture(name);
+      for (const mode of ["-r", "-ra", "-rs"]) {
+        const want = `${tmp.path}/${name}${mode}.real`;
+        const got = `${tmp.path}/${name}${mode}.ours`;
+        const r = real([mode, img, want]);
+        const o = ours([mode, img, got]);
+        assertEquals(o, r, `${name} ${mode}`);
+        assertEquals(same(want, got), true, `${name} ${mode}: bytes differ`);
+        fs.rmSync(want);
+        fs.rmSync(got);
+      }
+    }
+  },
+);
+
+Deno.test(
+  "e2image -r onto an existing 0xFF file, with -O and -o, -c and -n, match the real tool",
+  needs("e2image", "mkfs.ext4", "debugfs"),
+  () => {
+    using tmp = tempDir("h2-over-");
+    const img = extFixture("ext4-1k");
+    const size = fs.statSync(img).size;
+    const ff = new Uint8Array(size + (1 << 20)).fill(0xff);
+    const a = `${tmp.path}/a`, b = `${tmp.path}/b`;
+    for (const mode of ["-r", "-ra"]) {
+      fs.writeFileSync(a, ff);
+      fs.writeFileSync(b, ff);
+      assertEquals(ours([mode, img, b]), real([mode, img, a]));
+      assertEquals(same(a, b), true, `overlay ${mode}`);
+      assertEquals(fs.statSync(b).size, fs.statSync(a).size);
+    }
+    // -c onto an identical image: every selected block is already there.
+    const rc = real(["-rc", img, a]);
+    const oc = ours(["-rc", img, b]);
+    assertEquals(oc, rc);
+    assertEquals(same(a, b), true);
+    // -O then -o back.
+    fs.rmSync(a);
+    fs.rmSync(b);
+    assertEquals(ours(["-ra", "-O", "1048576", img, b]), real(["-ra", "-O", "1048576", img, a]));
+    assertEquals(same(a, b), true, "-O");
+    const a2 = `${tmp.path}/a2`, b2 = `${tmp.path}/b2`;
+    assertEquals(ours(["-r", "-o", "0x100000", a, b2]), real(["-r", "-o", "0x100000", a, a2]));
+    assertEquals(same(a2, b2), true, "-o");
+    // -n to a new file: the same lines, and the same full-size hole file.
+    fs.rmSync(a2);
+    fs.rmSync(b2);
+    const rn = real(["-rn", img, a2]);
+    const on = ours(["-rn", img, b2]);
+    assertEquals(on, rn);
+    assertEquals(fs.statSync(b2).size, fs.statSync(a2).size);
+    // -p: same text with a clock that does not move.
+    fs.rmSync(a2);
+    fs.rmSync(b2);
+    assertEquals(ours(["-rp", img, b2]), real(["-rp", img, a2]));
+  },
+);
+
+Deno.test(
+  "e2image -c on a new file does not hang and copies everything",
+  needs("mkfs.ext4", "debugfs"),
+  () => {
+    using tmp = tempDir("h2-c-");
+    const img = extFixture("ext4-1k");
+    const o = ours(["-rc", img, `${tmp.path}/new`]);
+    assertEquals(o.code, 0);
+    assertEquals(o.out, "0 blocks already contained the data to be copied\n");
+    const again = ours(["-rc", img, `${tmp.path}/new`]);
+    assertEquals(/^[1-9]\d* blocks already/.test(again.out), true);
+  },
+);
+
+Deno.test(
+  "e2image raw to stdout (pipe and file) equals the real tool",
+  needs("e2image", "mkfs.ext4", "debugfs"),
+  () => {
+    using tmp = tempDir("h2-stdout-");
+    const img = extFixture("ext4-default");
+    for (const mode of ["-r", "-rs"]) {
+      const want = run("bash", ["-c", `e2image ${mode} '${img}' - 2>/dev/null | sha256sum`]).out;
+      const got = run("bash", [
+        "-c",
+        `'${Deno.execPath()}' run --no-prompt --allow-read='${img}' '${MAIN}' e2image ${mode} '${img}' - 2>/dev/null | sha256sum`,
+      ]).out;
+      assertEquals(got, want, `pipe ${mode}`);
+    }
+    const f1 = `${tmp.path}/s1`, f2 = `${tmp.path}/s2`;
+    run("bash", ["-c", `e2image -r '${img}' - > '${f1}'`]);
+    run("bash", [
+      "-c",
+      `'${Deno.execPath()}' run --no-prompt --allow-read='${img}' '${MAIN}' e2image -r '${img}' - > '${f2}'`,
+    ]);
+    assertEquals(same(f1, f2), true, "stdout to a file");
+  },
+);
+
+Deno.test(
+  "e2image moves a filesystem left and right inside a file, keeping the sentinels",
+  needs("e2fsck", "mkfs.ext4", "debugfs"),
+  () => {
+    using tmp = tempDir("h2-move-");
+    const img = fs.readFileSync(extFixture("ext4-1k"));
+    const mib = 1 << 20;
+    for (const [src, dst] of [[mib, 0], [mib, 3 * mib], [0, 512]] as const) {
+      const f = `${tmp.path}/m`;
+      const buf = new Uint8Array(Math.max(src, dst) + img.length + 2 * mib).fill(0xbb);
+      buf.fill(0xaa, 0, src);
+      buf.set(img, src);
+      fs.writeFileSync(f, buf);
+      const r = ours(["-ra", "-o", String(src), "-O", String(dst), f]);
+      assertEquals(r.code, 0, r.err);
+      const after = fs.readFileSync(f);
+      assertEquals(after.length, buf.length, "a move never shrinks the file");
+      assertEquals(after[after.length - 1], 0xbb, "the data after the filesystem is kept");
+      const fsck = run("e2fsck", ["-fn", `${f}?offset=${dst}`]);
+      assertEquals(fsck.code, 0, `e2fsck after moving ${src} -> ${dst}: ${fsck.out}`);
+    }
+  },
+);
+
+Deno.test(
+  "e2image normal image reads like the real tool's in dumpe2fs -i and debugfs -i",
+  needs("e2image", "dumpe2fs", "debugfs", "mkfs.ext4"),
+  () => {
+    using tmp = tempDir("h2-normal-");
+    for (const name of ["ext4-1k", "ext4-default", "ext4-bigalloc", "ext4-metabg", "ext2-1k"]) {
+      const img = extFixture(name);
+      const a = `${tmp.path}/${name}.real`, b = `${tmp.path}/${name}.ours`;
+      assertEquals(ours([img, b]), real([img, a]));
+      const ra = fs.readFileSync(a), rb = fs.readFileSync(b);
+      assertEquals(rb.length, ra.length);
+      // Bytes equal except the host fields of the header: hostname, image dev/ino/time.
+      const mask = (x: Uint8Array) => {
+        const c = x.slice();
+        c.fill(0, 20, 84);
+        c.fill(0, 240, 256);
+        return c;
+      };
+      assertEquals(Buffer.compare(mask(ra), mask(rb)), 0, `${name}: normal image bytes`);
+      const noTime = (s: string) =>
+        s.split("\n").filter((l) => !/time|Lifetime/i.test(l)).join("\n");
+      assertEquals(noTime(run("dumpe2fs", ["-i", b]).out), noTime(run("dumpe2fs", ["-i", a]).out));
+      for (
+        const req of ["stats", "stat <2>", "stat <11>", "testb 1 200", "testi <12>", "ffb 5", "ffi"]
+      ) {
+        assertEquals(
+          noTime(run("debugfs", ["-i", "-R", req, b]).out),
+          noTime(run("debugfs", ["-i", "-R", req, a]).out),
+          `${name}: debugfs ${req}`,
+        );
+      }
+    }
+  },
+);
+
+Deno.test(
+  "e2image -I restores zeroed inode tables so that e2fsck passes",
+  needs("e2image", "e2fsck", "dumpe2fs", "mkfs.ext4", "debugfs"),
+  () => {
+    using tmp = tempDir("h2-install-");
+    for (const name of ["ext4-1k", "ext4-default", "ext2-1k"]) {
+      const img = extFixture(name);
+      const nimg = `${tmp.path}/${name}.e2i`;
+      assertEquals(ours([img, nimg]).code, 0);
+      const dev = `${tmp.path}/${name}.dev`;
+      const bytes = fs.readFileSync(img);
+      const info = run("dumpe2fs", [img]).out;
+      const it = Number(/Inode table at (\d+)-/.exec(info)![1]);
+      const bs = Number(/Block size:\s+(\d+)/.exec(info)![1]);
+      bytes.fill(0, it * bs, (it + 8) * bs);
+      fs.writeFileSync(dev, bytes);
+      assertEquals(run("e2fsck", ["-fn", dev]).code !== 0, true, "the damage is seen");
+      const r = ours(["-I", dev, nimg]);
+      assertEquals(r, { code: 0, out: "", err: "e2image 1.47.0 (5-Feb-2023)\n" });
+      assertEquals(run("e2fsck", ["-fn", dev]).code, 0, `${name}: e2fsck after -I`);
+      const fixed = fs.readFileSync(dev);
+      // Only s_wtime, s_kbytes_written and the superblock checksum may differ from the original.
+      const orig = fs.readFileSync(img);
+      for (let i = 0; i < orig.length; i++) {
+        if (orig[i] !== fixed[i]) {
+          const rel = i - 1024;
+          assertEquals(
+            (rel >= 0x30 && rel < 0x34) || (rel >= 0x178 && rel < 0x180) ||
+              rel >= 0x3fc && rel < 0x400,
+            true,
+            `${name}: byte 0x${i.toString(16)} differs`,
+          );
+        }
+      }
+    }
+  },
+);
+
+Deno.test(
+  "e2image under narrow permissions: scoped flags work, a missing one is named",
+  needs("mkfs.ext4", "debugfs"),
+  () => {
+    using tmp = tempDir("h2-perm-");
+    const img = extFixture("ext4-1k");
+    const out = `${tmp.path}/o.raw`;
+    const ok = runFsimage(["e2image", "-r", img, out], {
+      flags: [`--allow-read=${img}`, `--allow-write=${out}`],
+    });
+    assertEquals(ok.code, 0, ok.err);
+    const bad = runFsimage(["e2image", "-r", img, `${tmp.path}/p.raw`], {
+      flags: [`--allow-read=${img}`],
+    });
+    assertEquals(bad.code, 1);
+    const lines = bad.err.trimEnd().split("\n");
+    assertEquals(lines.length, 2);
+    assertEquals(
+      lines[1],
+      `e2image: missing permission to write ${tmp.path}/p.raw: run again with --allow-write=${tmp.path}/p.raw`,
+    );
+    assertEquals(fs.existsSync(`${tmp.path}/p.raw`), false);
   },
 );
