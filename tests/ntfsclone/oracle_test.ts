@@ -13,7 +13,7 @@ import {
   saveImage,
 } from "../../lib/ntfsclone/mod.ts";
 import { isRoot, mustRun, needs, run, sha256, sha256File, tempDir } from "../_helpers.ts";
-import { makeVolume, realSave, type VolumeOptions } from "./_util.ts";
+import { makeVolume, realSave, type VolumeOptions } from "./_volume.ts";
 
 const FILES: Array<[string, number, number]> = [
   ["small.bin", 3000, 1],
