@@ -1,0 +1,186 @@
+/**
+ * `fsimage ntfsclone` against the real ntfsclone 2022.10.3: the same output bytes (images, raw
+ * clones, restores; files and stdout), the same stdout/stderr transcripts (progress lines
+ * included) and the same exit statuses.
+ */
+import assert from "node:assert/strict";
+import { existsSync, statSync } from "node:fs";
+import { needs, run, runFsimage, type RunResult, tempDir } from "../_helpers.ts";
+import { ntfsFixture } from "../ntfs/_fixtures.ts";
+
+const ORACLE = needs("ntfsclone");
+
+interface Pair {
+  ref: RunResult;
+  ts: RunResult;
+  refOut: string;
+  tsOut: string;
+}
+
+/** Runs the real tool and ours with `args`, where OUT stands for a per-tool output path. */
+function both(
+  dir: string,
+  args: string[],
+  options: { stdin?: string; flags?: string[] } = {},
+): Pair {
+  const refOut = `${dir}/ref.out`, tsOut = `${dir}/ts.out`;
+  for (const p of [refOut, tsOut]) {
+    try {
+      Deno.removeSync(p);
+    } catch {
+      // absent
+    }
+  }
+  // Through sh so that argv[0] is "ntfsclone", as getopt's messages show it.
+  const ref = run("sh", [
+    "-c",
+    'exec ntfsclone "$@"',
+    "ntfsclone",
+    ...args.map((a) => a === "OUT" ? refOut : a),
+  ], options);
+  const ts = runFsimage(["ntfsclone", ...args.map((a) => a === "OUT" ? tsOut : a)], options);
+  return { ref, ts, refOut, tsOut };
+}
+
+function assertSameRun(p: Pair, what: string): void {
+  assert.equal(p.ts.code, p.ref.code, `${what}: exit status (ours: ${p.ts.err})`);
+  assert.equal(p.ts.err, p.ref.err, `${what}: stderr`);
+  assert.ok(equalBytes(p.ts.stdout, p.ref.stdout), `${what}: stdout bytes differ`);
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function assertSameFile(a: string, b: string, what: string): void {
+  const x = Deno.readFileSync(a), y = Deno.readFileSync(b);
+  assert.equal(y.length, x.length, `${what}: length`);
+  assert.ok(equalBytes(x, y), `${what}: bytes differ`);
+}
+
+for (const name of ["c4k", "c512", "odd4k"] as const) {
+  Deno.test({
+    name:
+      `ntfsclone --save-image of ${name} is byte-identical to ntfsclone's, to a file and to stdout`,
+    ...ORACLE,
+    fn() {
+      using d = tempDir();
+      const vol = ntfsFixture(name);
+      const f = both(d.path, ["--save-image", "-o", "OUT", vol]);
+      assertSameRun(f, "-s -o file");
+      assertSameFile(f.refOut, f.tsOut, "image");
+      const image = Deno.readFileSync(f.refOut);
+      const s = both(d.path, ["-s", "-o", "-", vol]);
+      assertSameRun(s, "-s -o -");
+      assert.ok(equalBytes(s.ts.stdout, image), "stdout image = file image");
+    },
+  });
+
+  Deno.test({
+    name: `ntfsclone raw clone of ${name} equals ntfsclone's (sparse file, 0600, and stdout)`,
+    ...ORACLE,
+    fn() {
+      using d = tempDir();
+      const vol = ntfsFixture(name);
+      const f = both(d.path, ["-o", "OUT", vol]);
+      assertSameRun(f, "-o file");
+      assertSameFile(f.refOut, f.tsOut, "clone");
+      assert.equal(statSync(f.tsOut).mode & 0o777, 0o600);
+      // Every used cluster is written, so the allocation matches too.
+      assert.equal(statSync(f.tsOut).blocks, statSync(f.refOut).blocks);
+      const s = both(d.path, ["-o", "-", vol]);
+      assertSameRun(s, "-o -");
+    },
+  });
+}
+
+Deno.test({
+  name: "ntfsclone --restore-image of a real image: file, stdout, stdin and -n match ntfsclone",
+  ...ORACLE,
+  fn() {
+    using d = tempDir();
+    const vol = ntfsFixture("c4k");
+    const img = `${d.path}/vol.simg`;
+    assert.equal(run("ntfsclone", ["-q", "-s", "-o", img, vol]).code, 0);
+    const f = both(d.path, ["-r", "-o", "OUT", img]);
+    assertSameRun(f, "-r -o file");
+    assertSameFile(f.refOut, f.tsOut, "restored file");
+    assertSameRun(both(d.path, ["--restore-image", "-O", "-", img]), "-r -O -");
+    assertSameRun(both(d.path, ["-r", "-o", "-", "-"], { stdin: img }), "-r from stdin");
+    assertSameRun(both(d.path, ["-r", "-n", img]), "-r -n");
+    // Our own image restores with the real tool to the real raw clone.
+    const ours = `${d.path}/ours.simg`;
+    assert.equal(runFsimage(["ntfsclone", "-q", "-s", "-o", ours, vol]).code, 0);
+    assert.equal(run("ntfsclone", ["-r", "-n", ours]).code, 0);
+  },
+});
+
+Deno.test({
+  name: "ntfsclone option and refusal matrix: same messages, streams and exit statuses",
+  ...ORACLE,
+  fn() {
+    using d = tempDir();
+    const vol = ntfsFixture("c4k");
+    const exists = `${d.path}/exists`;
+    Deno.writeTextFileSync(exists, "x");
+    const cases: string[][] = [
+      [],
+      ["-h"],
+      ["--help"],
+      ["-V"],
+      ["--version"],
+      ["--bogus"],
+      ["-x"],
+      ["-o"],
+      ["--output"],
+      ["--res"],
+      ["--quiet=3"],
+      [vol],
+      ["-o", "OUT"],
+      ["-s", "-o", "OUT", "--", vol],
+      ["-s", "-o", "OUT", vol, "extra"],
+      ["-s", "-o", "OUT", "-o", "OUT", vol],
+      ["-s", "-o", "OUT", "-"],
+      ["-m", "-r", "-o", "OUT", vol],
+      ["-m", "-o", "-", vol],
+      ["--ignore-fs-check", "-o", "OUT", vol],
+      ["-s", "-r", "-o", "OUT", vol],
+      ["-n", vol],
+      ["-n", "-o", "OUT", "-r", vol],
+      ["-s", "-o", exists, vol],
+      ["-s", "-o", "OUT", `${d.path}/missing.img`],
+      ["-s", "-o", "OUT", d.path],
+      ["-O", d.path, vol],
+      ["-mst", "--full", "-O", "OUT", "-q", "-d", "--", vol],
+      ["-r", "-o", "OUT", vol],
+    ];
+    for (const args of cases) {
+      const p = both(d.path, args);
+      assertSameRun(p, `ntfsclone ${args.join(" ")}`);
+      assert.equal(existsSync(p.tsOut), existsSync(p.refOut), `${args.join(" ")}: output created`);
+    }
+    // Devices need -A under Deno (all permissions are dropped once the files are open).
+    for (const args of [["-s", "-O", "/dev/null", "-q", vol], ["-O", "/dev/null", vol]]) {
+      assertSameRun(both(d.path, args, { flags: ["-A"] }), `ntfsclone ${args.join(" ")}`);
+    }
+  },
+});
+
+Deno.test({
+  name: "ntfsclone refuses a non-NTFS source and a truncated volume as ntfsclone does",
+  ...ORACLE,
+  fn() {
+    using d = tempDir();
+    const zero = `${d.path}/zero.img`;
+    Deno.writeFileSync(zero, new Uint8Array(1 << 20));
+    assertSameRun(both(d.path, ["-s", "-o", "OUT", zero]), "zeros");
+    assertSameRun(both(d.path, ["-s", "-o", "-", zero]), "zeros to stdout");
+    const trunc = `${d.path}/trunc.img`;
+    Deno.writeFileSync(trunc, Deno.readFileSync(ntfsFixture("c4k")).subarray(0, 4 << 20));
+    const p = both(d.path, ["-s", "-o", "OUT", trunc]);
+    assert.equal(p.ts.code, 1);
+    assert.equal(p.ts.out, p.ref.out);
+  },
+});
