@@ -27,7 +27,15 @@ import { copyExtents, FdSink, FdSource, type Sink, type Source, WindowSink } fro
 import { WindowSource } from "../io/window.ts";
 import { type BlockExtent, blocksToBytes } from "../_internal/extents.ts";
 import { isZero } from "../_internal/bytes.ts";
-import { CorruptImageError, FsimageError, ReadError, UnsupportedFeatureError } from "../errors.ts";
+import {
+  CorruptImageError,
+  FsimageError,
+  LimitExceededError,
+  ReadError,
+  UnsupportedFeatureError,
+} from "../errors.ts";
+import { probeQcow2, Qcow2Reader, writeQcow2 } from "../qcow2/mod.ts";
+import { probeOtherFilesystem } from "./e2image_probe.ts";
 import { writeNormalImage } from "../e2image/normal.ts";
 import { installNormalImage } from "../e2image/install.ts";
 
@@ -424,24 +432,52 @@ function run(
   const srcOffset = asNumber(p.srcOffset, "Source offset");
   const source: Source = srcOffset ? new WindowSource(rawSource, srcOffset) : rawSource;
 
-  let volume: E2imageVolume;
-  try {
-    if (p.superblock && !p.blockSize) {
-      throw new CorruptImageError("A backup superblock needs its block size (-B)", {
-        compat: "Invalid argument passed to ext2 library",
-      });
+  // e2image -r with a QCOW2 (version 2) file as input converts it back to raw.
+  let qcowInput: Qcow2Reader | undefined;
+  let qcowFailure: FsimageError | undefined;
+  if (p.imgType === RAW) {
+    const probe = probeQcow2(rawSource);
+    if (probe?.version === 2) {
+      try {
+        qcowInput = Qcow2Reader.open(rawSource);
+      } catch (e) {
+        if (!(e instanceof FsimageError)) throw e;
+        qcowFailure = e;
+      }
     }
-    // libext2fs takes the superblock number as an int.
-    const sbNum = Number(BigInt.asIntN(32, p.superblock));
-    volume = openE2imageVolume(source, {
-      ...(sbNum ? { superblock: sbNum } : {}),
-      ...(p.blockSize ? { blockSize: Number(BigInt.asUintN(32, p.blockSize)) } : {}),
-    });
-  } catch (e) {
-    if (!(e instanceof FsimageError) && !(e as { compat?: string })?.compat) throw e;
-    ctx.stderr.write(`${argv0}: ${compatMessage(e)} while trying to open ${p.device}\n`);
-    ctx.stdout.write("Couldn't find valid filesystem superblock.\n");
-    throw new Exit(1);
+  }
+
+  let volume: E2imageVolume | undefined;
+  if (!qcowInput && !qcowFailure) {
+    try {
+      if (p.superblock && !p.blockSize) {
+        throw new CorruptImageError("A backup superblock needs its block size (-B)", {
+          compat: "Invalid argument passed to ext2 library",
+        });
+      }
+      // libext2fs takes the superblock number as an int.
+      const sbNum = Number(BigInt.asIntN(32, p.superblock));
+      volume = openE2imageVolume(source, {
+        ...(sbNum ? { superblock: sbNum } : {}),
+        ...(p.blockSize ? { blockSize: Number(BigInt.asUintN(32, p.blockSize)) } : {}),
+      });
+    } catch (e) {
+      if (!(e instanceof FsimageError) && !(e as { compat?: string })?.compat) throw e;
+      const why = compatMessage(e);
+      ctx.stderr.write(`${argv0}: ${why} while trying to open ${p.device}\n`);
+      ctx.stdout.write("Couldn't find valid filesystem superblock.\n");
+      if (why === "Bad magic number in super-block") {
+        const other = probeOtherFilesystem(rawSource);
+        if (other) {
+          ctx.stdout.write(
+            other.label
+              ? `${p.device} contains a ${other.type} file system labelled '${other.label}'\n`
+              : `${p.device} contains a ${other.type} file system\n`,
+          );
+        }
+      }
+      throw new Exit(1);
+    }
   }
 
   // Open the output: raw images overlay an existing file, the others replace it.
@@ -511,6 +547,38 @@ function run(
     fail("QCOW2 image can not be written to the stdout!\n");
   }
   const outputIsDevice = sink.kind === "device";
+  if (qcowInput || qcowFailure) {
+    const convFail = (why: string): never =>
+      fail(
+        `${why} while trying to convert qcow2 image (${p.imageFn}) into raw image (${p.device})`,
+      );
+    if (qcowFailure || !qcowInput) {
+      const e = qcowFailure;
+      const kind = e instanceof UnsupportedFeatureError
+        ? (/encrypt/i.test(e.feature)
+          ? "encrypted"
+          : /compress/i.test(e.feature)
+          ? "compressed"
+          : "")
+        : e instanceof CorruptImageError || e instanceof LimitExceededError
+        ? "corrupted"
+        : "";
+      if (kind) {
+        ctx.stderr.write(`Image (${p.imageFn}) is ${kind}\n`);
+        throw new Exit(1);
+      }
+      return convFail(e ? e.message : "Invalid argument");
+    }
+    try {
+      qcowToRaw(qcowInput, sink, created);
+    } catch (e) {
+      if (!(e instanceof FsimageError)) throw e;
+      return convFail(strerror((e as { cause?: unknown }).cause ?? e));
+    }
+    ok = true;
+    return 0;
+  }
+  if (!volume) throw new Error("unreachable: no filesystem opened");
   if (p.check) {
     if (p.imgType !== RAW) {
       ctx.stderr.write("The -c option only supported in raw mode\n");
@@ -537,7 +605,9 @@ function run(
       return 0;
     }
     if (p.imgType === QCOW2) {
-      return fail("QCOW2 output is not available yet");
+      writeQcow(p, ctx, volume, source, sink);
+      ok = true;
+      return 0;
     }
     const rc = writeRaw(p, ctx, volume, source, sink, {
       created,
@@ -550,7 +620,9 @@ function run(
   } catch (e) {
     if (e instanceof Exit) throw e;
     if (e instanceof CorruptImageError && e.details.compat) {
-      const what = p.imgType ? "while getting next inode" : "while writing inode table";
+      const context = (e.details as { context?: string }).context;
+      const what = context ??
+        (p.imgType ? "while getting next inode" : "while writing inode table");
       return fail(`${e.details.compat} ${what}`);
     }
     if (e instanceof FsimageError) return fail(e.message);
@@ -675,6 +747,103 @@ function writeRaw(
     ctx.stdout.write(`${res.blocksIdentical} blocks already contained the data to be copied\n`);
   }
   return 0;
+}
+
+/** e2image -Q: the selected blocks as a QCOW2 image (lib/qcow2's clean, deterministic layout). */
+function writeQcow(
+  p: Parsed,
+  ctx: CommandContext,
+  volume: E2imageVolume,
+  source: Source,
+  sink: FdSink,
+): void {
+  const argv0 = ctx.programName;
+  const bs = volume.blockSize;
+  const n = volume.blocksCount;
+  const sel = volume.e2imageSelection({
+    allData: p.allData,
+    scramble: p.scramble,
+    outputIsDevice: sink.kind === "device",
+    onWarning: (line) => ctx.stderr.write(line + "\n"),
+  });
+  const blocks = clipBlocks(sel.blocks, volume.firstDataBlock, n);
+  const extents = blocksToBytes(blocks, bs);
+  const scrambler = p.scramble ? newScrambler() : undefined;
+  const inScramble = scrambleTest(sel.scrambleBlocks);
+  const transform = scrambler
+    ? (offset: number, block: Uint8Array) => {
+      const blk = offset / bs;
+      if (inScramble(blk)) scrambler(block, blk, (line) => ctx.stdout.write(line + "\n"));
+    }
+    : undefined;
+  const onReadError = (_err: ReadError, off: number) => {
+    ctx.stderr.write(
+      `${argv0}: Attempt to read block from filesystem resulted in short read error reading block ${
+        off / bs
+      }\n`,
+    );
+    return true;
+  };
+  if (p.nop) {
+    // -n: report the data blocks that would be stored; nothing is written.
+    const buf = new Uint8Array(bs);
+    for (const e of extents) {
+      for (let off = e.offset; off < e.offset + e.length; off += bs) {
+        let got = 0;
+        try {
+          got = source.readAt(off, buf);
+        } catch (err) {
+          if (!(err instanceof ReadError)) throw err;
+        }
+        if (got < bs) {
+          onReadError(new ReadError(source.name, off, bs, "short read"), off);
+          continue;
+        }
+        transform?.(off, buf);
+        if (!isZero(buf)) ctx.stdout.write(`Writing block ${off / bs}\n`);
+      }
+    }
+    return;
+  }
+  writeQcow2(source, sink, extents, {
+    virtualSize: n * bs,
+    clusterSize: bs,
+    version: 2,
+    ...(transform ? { transform } : {}),
+    onReadError,
+  });
+}
+
+/** QCOW2 → raw: every allocated cluster at its guest offset; the file is at least the disk size. */
+function qcowToRaw(reader: Qcow2Reader, sink: FdSink, created: boolean): void {
+  const cs = reader.clusterSize;
+  copyExtents(reader, sink, reader.allocatedExtents(), {
+    size: reader.size,
+    blockSize: cs,
+    setLength: "extend",
+    skipZeroBlocks: created,
+  });
+}
+
+function clipBlocks(sel: readonly BlockExtent[], first: number, n: number): BlockExtent[] {
+  const blocks: BlockExtent[] = [];
+  for (const e of sel) {
+    const s = Math.max(e.start, first);
+    const end = Math.min(e.start + e.count, n);
+    if (end > s) blocks.push({ start: s, count: end - s });
+  }
+  return blocks;
+}
+
+/** A membership test for ascending queries over sorted extents. */
+function scrambleTest(extents: readonly BlockExtent[]): (blk: number) => boolean {
+  let i = 0;
+  return (blk) => {
+    if (i > 0 && extents[i - 1]!.start > blk) i = 0;
+    while (i < extents.length && extents[i]!.start + extents[i]!.count <= blk) i++;
+    const e = extents[i];
+    return e !== undefined && e.start <= blk;
+  };
 }
 
 function extentsBlocks(blocks: readonly BlockExtent[]): number {
