@@ -334,3 +334,135 @@ Deno.test(
     assertEquals(fs.existsSync(`${tmp.path}/p.raw`), false);
   },
 );
+
+Deno.test(
+  "e2image -Q: qemu-img check clean, and both tools convert it back to the -r image",
+  needs("e2image", "qemu-img", "mkfs.ext4", "debugfs"),
+  () => {
+    using tmp = tempDir("h2-qcow-");
+    for (const name of ["ext4-1k", "ext4-default", "ext4-bigalloc"]) {
+      const img = extFixture(name);
+      for (const [q, r] of [["-Q", "-r"], ["-Qa", "-ra"], ["-Qs", "-rs"]]) {
+        const raw = `${tmp.path}/raw`, qo = `${tmp.path}/o.qcow2`, qr = `${tmp.path}/r.qcow2`;
+        for (const f of [raw, qo, qr]) fs.rmSync(f, { force: true });
+        assertEquals(real([r!, img, raw]).code, 0);
+        assertEquals(ours([q!, img, qo]).code, 0);
+        assertEquals(run("qemu-img", ["check", qo]).code, 0, `${name} ${q}: qemu-img check`);
+        assertEquals(run("qemu-img", ["compare", "-f", "qcow2", "-F", "raw", qo, raw]).code, 0);
+        // The real e2image reads ours, we read the real one's.
+        const back1 = `${tmp.path}/b1`, back2 = `${tmp.path}/b2`;
+        for (const f of [back1, back2]) fs.rmSync(f, { force: true });
+        assertEquals(real(["-r", qo, back1]).code, 0);
+        assertEquals(real([q!, img, qr]).code, 0);
+        assertEquals(ours(["-r", qr, back2]), {
+          code: 0,
+          out: "",
+          err: "e2image 1.47.0 (5-Feb-2023)\n",
+        });
+        assertEquals(same(raw, back1), true, `${name} ${q}: e2image -r of ours`);
+        assertEquals(same(raw, back2), true, `${name} ${q}: ours -r of e2image's`);
+      }
+    }
+  },
+);
+
+Deno.test(
+  "e2image: open and scan errors match the real tool",
+  needs("e2image", "mkfs.ext4", "debugfs", "mkswap"),
+  () => {
+    using tmp = tempDir("h2-err-");
+    const img = extFixture("ext4-1k");
+    const swap = `${tmp.path}/swap.img`;
+    fs.writeFileSync(swap, new Uint8Array(1 << 20));
+    run("mkswap", ["-L", "lbl", swap]);
+    const zero = `${tmp.path}/zero.img`;
+    fs.writeFileSync(zero, new Uint8Array(1 << 20));
+    const badIt = `${tmp.path}/badit.img`;
+    fs.copyFileSync(img, badIt);
+    run("debugfs", ["-w", "-R", "set_bg 1 inode_table 99999999", badIt]);
+    const q = `${tmp.path}/q.qcow2`;
+    run("qemu-img", [
+      "create",
+      "-q",
+      "-f",
+      "qcow2",
+      "-o",
+      "compat=0.10,cluster_size=4096",
+      q,
+      "4M",
+    ]);
+    const qbad = `${tmp.path}/qbad.qcow2`;
+    const qb = fs.readFileSync(q);
+    qb.set([0, 0, 0, 0, 0, 0, 0x10, 0x01], 40); // l1_table_offset not cluster-aligned
+    fs.writeFileSync(qbad, qb);
+    const qenc = `${tmp.path}/qenc.qcow2`;
+    const qe = fs.readFileSync(q);
+    qe.set([0, 0, 0, 1], 32); // crypt_method = AES
+    fs.writeFileSync(qenc, qe);
+    const o = `${tmp.path}/o`;
+    const cases: string[][] = [
+      ["-rb", "8193", img, o],
+      ["-rb", "8193", "-B", "1024", img, o],
+      ["-rb", "8193", "-B", "4096", img, o],
+      ["-B", "4096", img, o],
+      ["-Qc", img, o],
+      ["-Qp", img, o],
+      ["-rc", img, "-"],
+      ["-Q", img, "-"],
+      ["-p", img, o],
+      ["-r", img, tmp.path],
+      ["-r", zero, o],
+      ["-r", swap, o],
+      ["-r", badIt, o],
+      ["-r", qbad, o],
+      ["-r", qenc, o],
+      ["-rO", "5", img, "-"],
+    ];
+    for (const args of cases) {
+      fs.rmSync(o, { force: true });
+      const want = real(args);
+      const wantBytes = fs.existsSync(o) ? fs.readFileSync(o) : undefined;
+      fs.rmSync(o, { force: true });
+      const got = ours(args);
+      assertEquals(got, want, `e2image ${args.join(" ")}`);
+      if (wantBytes && args[0] !== "-r") assertEquals(fs.readFileSync(o), wantBytes);
+    }
+    // A normal image whose inode table is corrupt: same message; our partial output is emptied.
+    fs.rmSync(o, { force: true });
+    const want = real([badIt, o]);
+    fs.rmSync(o, { force: true });
+    assertEquals(ours([badIt, o]), want);
+    assertEquals(fs.statSync(o).size, 0);
+  },
+);
+
+Deno.test(
+  "e2image -rp rewrites the count once per second and estimates after five",
+  needs("mkfs.ext4", "debugfs"),
+  () => {
+    using tmp = tempDir("h2-progress-");
+    const img = extFixture("ext4-default");
+    let t = 1000;
+    const stdout = new BufferWriter();
+    const stderr = new BufferWriter();
+    const code = runE2image(["-rap", img, `${tmp.path}/o`], {
+      programName: "e2image",
+      stdout,
+      stderr,
+      debug: false,
+    }, { dropPermissions: false, clock: () => (t += 3), mountTable: () => [] });
+    assertEquals(code, 0);
+    const lines = stderr.text.split("\n");
+    assertEquals(lines[1], "Scanning inodes...");
+    const m = /^Copying 0 \/ (\d+) blocks \(0%\)/.exec(lines[2]!);
+    assertEquals(m !== null, true, lines[2]);
+    assertEquals(
+      /\d+ \/ \d+ blocks \(\d+%\) 00:00:\d\d remaining at \d+\.\d\d MB\/s/.test(lines[2]!),
+      true,
+    );
+    assertEquals(
+      /\rCopied (\d+) \/ \1 blocks \(100%\) in 00:00:\d\d at \d+\.\d\d MB\/s {7}$/.test(lines[2]!),
+      true,
+    );
+  },
+);
