@@ -136,6 +136,8 @@ export class Qcow2Reader implements Source {
   readonly #cacheCap: number;
   readonly #cache = new Map<number, L2Table>();
   readonly #inflate: (input: Uint8Array, cs: number) => Uint8Array;
+  #lastOff = -1;
+  #last: L2Table | undefined;
   #cHost = -1;
   #cData: Uint8Array | undefined;
   #l2Raw: Uint8Array;
@@ -345,6 +347,14 @@ export class Qcow2Reader implements Source {
 
   /** Loads (through the LRU cache) and validates the L2 table at `off`. */
   #table(off: number): L2Table {
+    if (off === this.#lastOff && this.#last) return this.#last;
+    const t = this.#cachedTable(off);
+    this.#lastOff = off;
+    this.#last = t;
+    return t;
+  }
+
+  #cachedTable(off: number): L2Table {
     const c = this.#cache.get(off);
     if (c) {
       this.#cache.delete(off);
@@ -617,6 +627,7 @@ export class Qcow2Reader implements Source {
   /** Closes the underlying source. */
   close(): void {
     this.#cache.clear();
+    this.#last = undefined;
     this.#cData = undefined;
     this.#src.close();
   }
