@@ -293,8 +293,8 @@ function mountState(
   let rdev = -1;
   let isFile = false;
   try {
-    real = fs.realpathSync(device);
-    const st = fs.statSync(real);
+    real = fs.realpathSync(device === "-" ? "/proc/self/fd/0" : device);
+    const st = device === "-" ? fs.fstatSync(0) : fs.statSync(real);
     if (st.isBlockDevice()) rdev = st.rdev;
     isFile = st.isFile();
   } catch {
@@ -382,18 +382,21 @@ function run(
   }
 
   // The mount check (libext2fs's ext2fs_check_if_mounted).
-  if (p.device !== "-") {
+  {
     const table = (runtime.mountTable ?? readMountTable)();
     if (table === undefined) {
       let dev = false;
       try {
-        dev = isSpecialPath(p.device) || fs.statSync(p.device).isBlockDevice();
+        dev = p.device === "-"
+          ? fs.fstatSync(0).isBlockDevice()
+          : isSpecialPath(p.device) || fs.statSync(p.device).isBlockDevice();
       } catch {
-        dev = isSpecialPath(p.device);
+        dev = p.device !== "-" && isSpecialPath(p.device);
       }
       if (dev) {
+        const what = p.device === "-" ? "standard input" : p.device;
         ctx.stderr.write(
-          `${argv0}: cannot read the mount table without -A; skipped the check whether ${p.device} is mounted\n`,
+          `${argv0}: cannot read the mount table without -A; skipped the check whether ${what} is mounted\n`,
         );
       }
     } else {
