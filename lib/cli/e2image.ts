@@ -33,6 +33,7 @@ import {
   LimitExceededError,
   ReadError,
   UnsupportedFeatureError,
+  WriteError,
 } from "../errors.ts";
 import { probeQcow2, Qcow2Reader, writeQcow2 } from "../qcow2/mod.ts";
 import { probeOtherFilesystem } from "./e2image_probe.ts";
@@ -627,6 +628,14 @@ function run(
       const what = context ??
         (p.imgType ? "while getting next inode" : "while writing inode table");
       return fail(`${e.details.compat} ${what}`);
+    }
+    if (e instanceof WriteError) {
+      const why = strerror(e.cause ?? e);
+      if (!p.imgType) return fail(`${why} while writing inode table`);
+      const blk = p.imgType === RAW && volume.blockSize
+        ? String(Math.floor((e.offset - dstOffset) / volume.blockSize))
+        : NO_BLK;
+      return fail(`${why} error writing block ${blk}`);
     }
     if (e instanceof FsimageError) return fail(e.message);
     throw e;
