@@ -5,8 +5,11 @@
 import assert from "node:assert/strict";
 import { openSink, openSource } from "../../lib/io/file.ts";
 import { MemorySink } from "../../lib/io/memory.ts";
+import { UnsupportedFeatureError } from "../../lib/errors.ts";
 import {
   listNtfscloneClusters,
+  NtfscloneDecoderStream,
+  NtfscloneEncoderStream,
   NtfscloneImageReader,
   parseNtfscloneHeader,
   restoreNtfsclone,
@@ -204,6 +207,54 @@ Deno.test({
       assert.equal(Deno.statSync(out).size, Deno.statSync(realRaw).size, kind);
       assert.equal(sha256File(out), sha256File(realRaw), kind);
     }
+  },
+});
+
+Deno.test({
+  name: "metadata images (-m -s, negative gaps): restore, stream refusal and re-encoding",
+  ...needs("mkntfs", "ntfscp", "ntfsclone"),
+  async fn() {
+    using dir = tempDir("fsimage-ntfsclone-");
+    const vol = makeVolume(dir.path, "vol.img", { size: 8 << 20, clusterSize: 1024, files: FILES });
+    const meta = `${dir.path}/meta.img`;
+    mustRun("ntfsclone", ["-q", "-m", "-s", "-O", meta, vol]);
+    const bytes = Deno.readFileSync(meta);
+    // It does go backwards.
+    const r = new NtfscloneImageReader(memFile(bytes));
+    let backwards = 0;
+    for (let c = r.next(); c; c = r.next()) if (c.kind === "gap" && c.count < 0) backwards++;
+    assert.ok(backwards > 0);
+    // Restored to a file: equal to the real restore (later records win).
+    const realRaw = `${dir.path}/real.raw`;
+    mustRun("ntfsclone", ["-q", "-r", "-O", realRaw, meta]);
+    const out = `${dir.path}/ours.raw`;
+    const sink = openSink(out, { mode: "truncate" });
+    restoreNtfsclone(memFile(bytes), sink);
+    sink.close();
+    assert.equal(sha256File(out), sha256File(realRaw));
+    // Refused on a stream by both.
+    const real = run("ntfsclone", ["-r", "-o", "-", meta]);
+    assert.equal(real.code, 1);
+    assert.ok(real.err.includes("ERROR: Cannot restore a metadata image to stdout"));
+    assert.throws(
+      () => restoreNtfsclone(memFile(bytes), new MemorySink({ kind: "stream" })),
+      (e: unknown) =>
+        e instanceof UnsupportedFeatureError &&
+        e.compat === "Cannot restore a metadata image to stdout",
+    );
+    // Decoding and re-encoding reproduces the exact command sequence.
+    const again = await Array.fromAsync(
+      ReadableStream.from([bytes.subarray(0, 1000), bytes.subarray(1000)])
+        .pipeThrough(new NtfscloneDecoderStream())
+        .pipeThrough(new NtfscloneEncoderStream()),
+    );
+    const joined = new Uint8Array(again.reduce((n, c) => n + c.length, 0));
+    let at = 0;
+    for (const c of again) {
+      joined.set(c, at);
+      at += c.length;
+    }
+    assert.equal(sha256(joined), sha256(bytes));
   },
 });
 
