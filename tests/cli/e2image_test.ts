@@ -8,7 +8,7 @@ import { BufferWriter } from "../../lib/cli/context.ts";
 import { runE2image } from "../../lib/cli/e2image.ts";
 import { Buffer } from "node:buffer";
 import { MAIN, needs, run, runFsimage, tempDir } from "../_helpers.ts";
-import { extFixture } from "../ext/_fixtures.ts";
+import { extFixture, extFixtureNames } from "../ext/_fixtures.ts";
 
 /** Runs our e2image in-process; returns what the real tool's run() returns. */
 export function ours(args: string[], programName = "e2image"): {
@@ -98,14 +98,7 @@ Deno.test(
   },
 );
 
-const FIXTURES = [
-  "ext2-1k",
-  "ext3-htree",
-  "ext4-default",
-  "ext4-1k",
-  "ext4-bigalloc",
-  "ext4-metabg",
-];
+const FIXTURES = extFixtureNames;
 
 function same(a: string, b: string): boolean {
   return run("cmp", ["-s", a, b]).code === 0;
@@ -242,7 +235,7 @@ Deno.test(
   needs("e2image", "dumpe2fs", "debugfs", "mkfs.ext4"),
   () => {
     using tmp = tempDir("h2-normal-");
-    for (const name of ["ext4-1k", "ext4-default", "ext4-bigalloc", "ext4-metabg", "ext2-1k"]) {
+    for (const name of extFixtureNames) {
       const img = extFixture(name);
       const a = `${tmp.path}/${name}.real`, b = `${tmp.path}/${name}.ours`;
       assertEquals(ours([img, b]), real([img, a]));
