@@ -403,6 +403,38 @@ function checkFreeSpace(run: NtfscloneRun, sink: FdSink, bytes: number): void {
   }
 }
 
+/**
+ * Reads `buf.length` bytes at `offset` of the volume as read_rescue does: on an I/O error,
+ * either the bad-sector box and exit, or (--rescue) a sector-by-sector re-read.
+ */
+export function rescueRead(
+  run: NtfscloneRun,
+  vol: NtfsVolume,
+  offset: number,
+  buf: Uint8Array,
+): void {
+  try {
+    const n = vol.source.readAt(offset, buf);
+    if (n === buf.length) return;
+    throw new ReadError(vol.source.name, offset + n, buf.length - n, "Input/output error");
+  } catch (e) {
+    if (!(e instanceof ReadError)) throw e;
+  }
+  const cs = vol.clusterSize;
+  for (let p = 0; p < buf.length; p += cs) {
+    const c = buf.subarray(p, Math.min(p + cs, buf.length));
+    let ok = false;
+    try {
+      ok = vol.source.readAt(offset + p, c) === c.length;
+    } catch (e) {
+      if (!(e instanceof ReadError)) throw e;
+    }
+    if (ok) continue;
+    if (!run.opts.rescue) diskFaulty(run);
+    rescueCluster(run, vol.source, offset + p, c, vol.boot.bytesPerSector);
+  }
+}
+
 /** Re-reads a cluster sector by sector, marking unreadable sectors as ntfsclone does. */
 function rescueCluster(
   run: NtfscloneRun,
@@ -428,7 +460,8 @@ function rescueCluster(
   }
 }
 
-function diskFaulty(run: NtfscloneRun): never {
+/** Prints the bad-sector box and "Disk is faulty" (no newline), and stops with status 1. */
+export function diskFaulty(run: NtfscloneRun): never {
   run.out.write(BAD_SECTORS_WARNING);
   errExit(run, "Disk is faulty, can't make full backup!");
 }

@@ -18,3 +18,4 @@ export * from "./fixup.ts";
 export * from "./runlist.ts";
 export * from "./record.ts";
 export * from "./volume.ts";
+export * from "./metadata.ts";

@@ -120,6 +120,8 @@ export interface NtfsScan {
   bitmapTooShort?: { found: number; expected: number };
   /** Number of clusters listed in $BadClus:$Bad. */
   badClusters: number;
+  /** How many of those were referenced (and so subtracted from `inuse` and `used`). */
+  badInUse: number;
   /** Number of MFT records walked. */
   recordCount: number;
 }
@@ -725,7 +727,8 @@ export class NtfsVolume {
     const badMerged = mergeBlockExtents(bad);
     let badCount = 0;
     for (const x of bad) badCount += x.count;
-    inuse -= intersectCount(referenced, badMerged);
+    const badInUse = intersectCount(referenced, badMerged);
+    inuse -= badInUse;
     const used = subtractExtents(referenced, badMerged);
     return {
       used,
@@ -733,6 +736,7 @@ export class NtfsVolume {
       duplicates,
       ...cmp,
       badClusters: badCount,
+      badInUse,
       recordCount: this.recordCount,
     };
   }

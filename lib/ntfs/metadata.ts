@@ -1,0 +1,584 @@
+/**
+ * Metadata-only clones (ntfsclone `-m`): which clusters are kept, and how MFT records and
+ * directory index blocks are wiped (resident user data, unused and deleted record bytes,
+ * time stamps set to 1970-01-01), reproducing ntfsclone 2022.10.3 exactly, including the
+ * order in which a metadata image (`-m -s`) emits its clusters and its counters.
+ *
+ * The wipes are pure functions over record bytes; {@linkcode emitMetadata} walks a volume and
+ * drives a {@linkcode MetadataSink} (an image writer, or a file at cluster offsets).
+ *
+ * @module
+ */
+import { CorruptImageError, ReadError } from "../errors.ts";
+import { u16, u32 } from "../_internal/bytes.ts";
+import { protectFixups, undoFixups } from "./fixup.ts";
+import {
+  AttrType,
+  MFT_RECORD_IN_USE,
+  type NtfsAttribute,
+  parseAttributes,
+  parseMftRecordHeader,
+} from "./record.ts";
+import { LCN_HOLE, type NtfsRun } from "./runlist.ts";
+import { type NtfsVolume, type NtfsWalkInode, SystemFile } from "./volume.ts";
+
+/** The last system inode (records 0..11 are never wiped of data). */
+export const LAST_METADATA_INODE = 11;
+/** What ntfsclone writes for a wiped time stamp: 1970-01-01 in NTFS time (timespec2ntfs(0)). */
+export const NTFS_EPOCH_1970 = 116444736000000000n;
+
+/** ntfsclone's wipe counters (unsigned 32-bit in the original). */
+export interface WipeStats {
+  /** In-use MFT records opened by the second walk. */
+  usedRecords: number;
+  /** Non-zero bytes zeroed after bytes_in_use. */
+  unusedMftData: number;
+  /** Non-zero bytes zeroed in deleted records (after the 48-byte header). */
+  deletedMftData: number;
+  /** Non-zero bytes of resident user data zeroed. */
+  residentData: number;
+  /** Time stamp bytes set (32 per attribute or index entry, 4 per quota entry). */
+  timestampData: number;
+}
+
+/** A zeroed {@linkcode WipeStats}. */
+export function newWipeStats(): WipeStats {
+  return { usedRecords: 0, unusedMftData: 0, deletedMftData: 0, residentData: 0, timestampData: 0 };
+}
+
+/** Options of the wipes. */
+export interface WipeOptions {
+  /** Keep time stamps (`-t`). */
+  preserveTimestamps?: boolean;
+}
+
+function zeroNonZero(b: Uint8Array, from: number, to: number): number {
+  let n = 0;
+  to = Math.min(to, b.length);
+  for (let i = Math.max(0, from); i < to; i++) {
+    if (b[i] !== 0) {
+      b[i] = 0;
+      n++;
+    }
+  }
+  return n;
+}
+
+function putEpoch(b: Uint8Array, at: number): boolean {
+  if (at < 0 || at + 8 > b.length) return false;
+  new DataView(b.buffer, b.byteOffset).setBigUint64(at, NTFS_EPOCH_1970, true);
+  return true;
+}
+
+/** Sets the 4 FILE_NAME time stamps of index entries from `at` to the END entry; returns count. */
+function wipeIndexEntries(b: Uint8Array, at: number, limit: number): number {
+  let n = 0;
+  for (let guard = 0; guard < 65536 && at + 16 <= limit; guard++) {
+    const flags = u16(b, at + 12);
+    if (flags & 2) break; // INDEX_ENTRY_END
+    const len = u16(b, at + 8);
+    for (let k = 0; k < 4; k++) putEpoch(b, at + 24 + 8 * k);
+    n += 32;
+    if (len < 16) break;
+    at += len;
+  }
+  return n;
+}
+
+/** Wipes one resident attribute of an in-use record in place (wipe_resident_data + timestamps). */
+export function wipeResidentAttribute(
+  rec: Uint8Array,
+  a: NtfsAttribute,
+  inode: number,
+  options: WipeOptions,
+  stats: WipeStats,
+): void {
+  if (a.nonResident) return;
+  const v = a.valueOffset, end = a.valueOffset + a.valueLength;
+  if (inode > LAST_METADATA_INODE && a.type === AttrType.DATA) {
+    stats.residentData += zeroNonZero(rec, v, end);
+  }
+  if (options.preserveTimestamps) return;
+  if (a.type === AttrType.FILE_NAME || a.type === AttrType.STANDARD_INFORMATION) {
+    const base = a.type === AttrType.FILE_NAME ? v + 8 : v;
+    for (let k = 0; k < 4; k++) putEpoch(rec, base + 8 * k);
+    stats.timestampData += 32;
+  } else if (a.type === AttrType.INDEX_ROOT && a.valueLength >= 32) {
+    const type = u32(rec, v);
+    let e = v + 16 + u32(rec, v + 16);
+    for (let guard = 0; guard < 65536 && e + 16 <= end; guard++) {
+      if (u16(rec, e + 12) & 2) break;
+      if (type === AttrType.FILE_NAME) {
+        for (let k = 0; k < 4; k++) putEpoch(rec, e + 24 + 8 * k);
+        stats.timestampData += 32;
+      } else if (a.name === "$Q") {
+        const q = e + u16(rec, e);
+        if (q + 24 <= rec.length && u32(rec, q) === 2) {
+          putEpoch(rec, q + 16);
+          stats.timestampData += 4;
+        }
+      }
+      const len = u16(rec, e + 8);
+      if (len < 16) break;
+      e += len;
+    }
+  }
+}
+
+/** ntfs_mft_usn_dec: the update sequence number minus one (0 and 1 become 0xFFFE). */
+function usnDec(rec: Uint8Array): void {
+  const ofs = u16(rec, 4);
+  if (ofs + 2 > rec.length) return;
+  let usn = u16(rec, ofs);
+  usn = usn <= 1 ? 0xfffe : usn - 1;
+  rec[ofs] = usn & 0xff;
+  rec[ofs + 1] = usn >> 8;
+}
+
+/**
+ * Wipes a raw MFT record (as read from disk, fixups applied) in place as ntfsclone's
+ * metadata image does (wipe_mft): undo the fixups (a torn record becomes "BAAD"), zero the
+ * bytes after bytes_in_use (records > 11), zero deleted records after their header, wipe
+ * resident user data and time stamps of in-use records, then re-apply the fixups keeping the
+ * update sequence number.
+ */
+export function wipeMftRecord(
+  rec: Uint8Array,
+  mftNo: number,
+  options: WipeOptions,
+  stats: WipeStats,
+): void {
+  const fix = undoFixups(rec);
+  if (fix === "torn") rec.set([0x42, 0x41, 0x41, 0x44]); // "BAAD"
+  const inUse = u16(rec, 0x16);
+  const bytesInUse = u32(rec, 0x18), bytesAllocated = u32(rec, 0x1c);
+  if (mftNo > LAST_METADATA_INODE) {
+    stats.unusedMftData += zeroNonZero(rec, bytesInUse, Math.min(bytesAllocated, rec.length));
+  }
+  if (!(inUse & MFT_RECORD_IN_USE)) {
+    if (mftNo > LAST_METADATA_INODE) stats.deletedMftData += zeroNonZero(rec, 48, bytesInUse);
+  } else {
+    let attrs: NtfsAttribute[] = [];
+    try {
+      const h = parseMftRecordHeader(rec);
+      if (h) attrs = parseAttributesLenient(rec, h);
+    } catch (e) {
+      if (!(e instanceof CorruptImageError)) throw e;
+    }
+    for (const a of attrs) wipeResidentAttribute(rec, a, mftNo, options, stats);
+  }
+  usnDec(rec);
+  if (fix === "ok") protectFixups(rec);
+}
+
+/** Attributes up to the first invalid one (ntfs_attr_lookup stops there too). */
+function parseAttributesLenient(
+  rec: Uint8Array,
+  h: ReturnType<typeof parseMftRecordHeader> & object,
+): NtfsAttribute[] {
+  try {
+    return parseAttributes(rec, h);
+  } catch (e) {
+    if (!(e instanceof CorruptImageError)) throw e;
+    return [];
+  }
+}
+
+/**
+ * Wipes the time stamps of a raw INDX block in place (wipe_indx). Returns false when the
+ * fixups fail ("Damaged INDX record"); the block is then left with a "BAAD" magic if torn.
+ */
+export function wipeIndxBlock(block: Uint8Array, stats: WipeStats): boolean {
+  const fix = undoFixups(block);
+  if (fix !== "ok") {
+    if (fix === "torn") block.set([0x42, 0x41, 0x41, 0x44]);
+    return false;
+  }
+  const entriesOffset = u32(block, 0x18), allocated = u32(block, 0x20);
+  if (u32(block, 0) === 0x58444e49 && entriesOffset >= 16 && allocated <= block.length) {
+    stats.timestampData += wipeIndexEntries(block, 0x18 + entriesOffset, block.length);
+  }
+  usnDec(block);
+  protectFixups(block);
+  return true;
+}
+
+/** Where the clusters of a metadata clone go. */
+export interface MetadataSink {
+  /** Moves the position by `count` clusters (never 0; negative allowed). */
+  gap(count: number): void;
+  /** Stores whole clusters (the backup cluster may be short) at `lcn`, the current position. */
+  clusters(lcn: number, data: Uint8Array): void;
+}
+
+/** Options of {@linkcode emitMetadata}. */
+export interface EmitMetadataOptions extends WipeOptions {
+  /** Copy all of $LogFile instead of its first 16 KiB (`--full-logfile`). */
+  fullLogfile?: boolean;
+  /**
+   * Which index blocks are wiped: `"all"` (every INDX block of $I30 allocations, the metadata
+   * image) or `"bitmap"` (only blocks marked in use in the index $BITMAP, of indexes of file
+   * names: the sparse metadata clone).
+   */
+  indexBlocks?: "all" | "bitmap";
+  /** Extra clusters ($Bitmap says used, nothing references) copied raw before the backup. */
+  extra?: { start: number; count: number }[];
+  /** Reads `buf.length` bytes at a byte offset (default: the volume's source, strictly). */
+  read?: (offset: number, buf: Uint8Array) => void;
+  /** Called before each MFT record number is examined. */
+  onRecord?: (record: number, last: number) => void;
+  /** Called for a damaged index block found while counting ("Damaged INDX record"). */
+  onDamagedIndex?: () => void;
+  /** Called when the extras are about to be copied (ntfsclone re-runs its bitmap check). */
+  onExtra?: () => void;
+}
+
+/** What {@linkcode emitMetadata} counted, by where the wipe happened. */
+export interface EmitMetadataResult {
+  /** The walk's own wipes (in-use inodes: resident data, time stamps, live index blocks). */
+  walk: WipeStats;
+  /** The wipes of the $MFT records copied (metadata image copy, or the in-place pass). */
+  mft: WipeStats;
+  /** The wipes of the $MFTMirr records copied (counted by the metadata image only). */
+  mirror: WipeStats;
+  /** The wipes of the INDX blocks copied (metadata image only). */
+  index: WipeStats;
+}
+
+/** Sums counters. */
+export function addWipeStats(...all: WipeStats[]): WipeStats {
+  const r = newWipeStats();
+  for (const s of all) {
+    r.usedRecords += s.usedRecords;
+    r.unusedMftData += s.unusedMftData;
+    r.deletedMftData += s.deletedMftData;
+    r.residentData += s.residentData;
+    r.timestampData += s.timestampData;
+  }
+  return r;
+}
+
+/** VCN → LCN in a runlist (negative when a hole or unmapped). */
+export function vcnToLcn(runs: readonly NtfsRun[], vcn: number): number {
+  for (const r of runs) {
+    if (vcn >= r.vcn && vcn < r.vcn + r.length) {
+      return r.lcn === LCN_HOLE ? -1 : r.lcn + vcn - r.vcn;
+    }
+  }
+  return -2;
+}
+
+/** The LCNs ntfsclone probes in $LogFile (bytes 0, 256, 512, 1024, … while mapped). */
+export function logfileProbes(runs: readonly NtfsRun[], clusterSize: number): number[] {
+  const out: number[] = [];
+  for (let offset = 0; out.length < 64;) {
+    const lcn = vcnToLcn(runs, Math.floor(offset / clusterSize));
+    if (lcn < 0) break;
+    out.push(lcn);
+    offset = offset === 0 ? 256 : offset * 2;
+  }
+  return out;
+}
+
+/** is_critical_metadata: how many clusters of run `run` a metadata clone copies. */
+export function criticalLength(
+  inode: number,
+  type: number,
+  run: NtfsRun,
+  clusterSize: number,
+  fullLogfile: boolean,
+): number {
+  if (inode <= LAST_METADATA_INODE) {
+    if (inode === SystemFile.BAD_CLUS && type === AttrType.DATA) return 0;
+    if (inode !== SystemFile.LOG_FILE || fullLogfile) return run.length;
+    if (type === AttrType.DATA) {
+      const s = 16384 - run.vcn * clusterSize;
+      if (s > 0) return Math.min(run.length, Math.ceil(s / clusterSize));
+      return 0;
+    }
+  }
+  return type !== AttrType.DATA ? run.length : 0;
+}
+
+/**
+ * The first-pass count of a metadata image's header `inuse` (with ntfsclone's quirks: the
+ * $LogFile critical length of the runlist's first element for every run, +1 per probe), before
+ * the bad clusters are subtracted.
+ */
+export function metadataImageInuse(vol: NtfsVolume, fullLogfile: boolean): number {
+  let inuse = 0;
+  const cs = vol.clusterSize;
+  for (const ino of vol.walk()) {
+    for (const { attr: a } of ino.attributes) {
+      if (!a.nonResident) continue;
+      const first = a.runs[0];
+      for (const r of a.runs) {
+        if (r.lcn === LCN_HOLE) continue;
+        if (ino.inode === SystemFile.LOG_FILE && a.type === AttrType.DATA) {
+          inuse += first ? criticalLength(ino.inode, a.type, first, cs, fullLogfile) : 0;
+        } else if (ino.inode <= LAST_METADATA_INODE || a.type !== AttrType.DATA) inuse += r.length;
+      }
+      if (ino.inode === SystemFile.LOG_FILE && a.type === AttrType.DATA) {
+        inuse += logfileProbes(a.runs, cs).length;
+      }
+    }
+  }
+  return inuse;
+}
+
+function fullRuns(ino: NtfsWalkInode, type: number, name: string): NtfsRun[] {
+  const parts = ino.attributes
+    .filter((w) => w.attr.type === type && w.attr.name === name && w.attr.nonResident)
+    .map((w) => w.attr)
+    .sort((x, y) => x.lowestVcn - y.lowestVcn);
+  const out: NtfsRun[] = [];
+  for (const p of parts) out.push(...p.runs);
+  return out;
+}
+
+/** Reads an attribute value (resident or not) of an inode, or undefined. */
+function readValue(
+  vol: NtfsVolume,
+  ino: NtfsWalkInode,
+  type: number,
+  name: string,
+): Uint8Array | undefined {
+  const w = ino.attributes.find((x) => x.attr.type === type && x.attr.name === name);
+  if (!w) return undefined;
+  const a = w.attr;
+  if (!a.nonResident) return w.bytes.slice(a.valueOffset, a.valueOffset + a.valueLength);
+  if (a.dataSize > 64 << 20) return undefined;
+  const v = new Uint8Array(a.dataSize);
+  const init = Math.min(a.initializedSize, a.dataSize);
+  if (!vol.readRuns(fullRuns(ino, type, name), 0, v.subarray(0, init))) return undefined;
+  return v;
+}
+
+/**
+ * Counts (on copies, writing nothing) what wipe_index_allocation_timestamps wipes for one
+ * $INDEX_ALLOCATION attribute record: the entries of the blocks marked in the index $BITMAP
+ * of a file-name index. Returns the wiped allocation and the block size, or undefined.
+ */
+export function wipeLiveIndexBlocks(
+  vol: NtfsVolume,
+  ino: NtfsWalkInode,
+  name: string,
+  stats: WipeStats,
+  onDamaged?: () => void,
+): { data: Uint8Array; blockSize: number; live: boolean[] } | undefined {
+  const root = ino.attributes.find((x) =>
+    x.attr.type === AttrType.INDEX_ROOT && x.attr.name === name
+  );
+  if (!root || root.attr.nonResident || root.attr.valueLength < 16) return undefined;
+  const rv = root.attr.valueOffset;
+  if (u32(root.bytes, rv) !== AttrType.FILE_NAME) return undefined;
+  const blockSize = u32(root.bytes, rv + 8);
+  const bitmap = readValue(vol, ino, AttrType.BITMAP, name);
+  if (!bitmap) return undefined;
+  const data = readValue(vol, ino, AttrType.INDEX_ALLOCATION, name);
+  if (!data || !data.length) return undefined;
+  if (blockSize < 512 || blockSize % 512 !== 0 || blockSize > 1 << 20) return undefined;
+  const live: boolean[] = [];
+  for (let i = 0, p = 0; p < data.length; i++, p += blockSize) {
+    const on = ((bitmap[i >> 3] ?? 0) >> (i & 7)) & 1;
+    live.push(on === 1);
+    if (!on) continue;
+    const blk = data.subarray(p, p + blockSize);
+    if (blk.length < blockSize || undoFixups(blk) !== "ok") {
+      onDamaged?.();
+      return undefined;
+    }
+    stats.timestampData += wipeIndexEntries(blk, 0x18 + u32(blk, 0x18), blk.length);
+    usnDec(blk);
+    protectFixups(blk);
+  }
+  return { data, blockSize, live };
+}
+
+/**
+ * Walks `vol` as ntfsclone's second metadata pass does and drives `sink` with the kept
+ * clusters, wiped, in the exact order of a metadata image; counts what is wiped.
+ */
+export function emitMetadata(
+  vol: NtfsVolume,
+  sink: MetadataSink,
+  options: EmitMetadataOptions = {},
+): EmitMetadataResult {
+  const cs = vol.clusterSize, nr = vol.nrClusters;
+  const stats = newWipeStats();
+  const mftStats = newWipeStats(), mirrorStats = newWipeStats(), indexStats = newWipeStats();
+  const full = options.fullLogfile ?? false;
+  const bitmapMode = options.indexBlocks === "bitmap";
+  const read = options.read ?? ((offset: number, buf: Uint8Array) => {
+    const n = vol.source.readAt(offset, buf);
+    if (n < buf.length) {
+      throw new ReadError(vol.source.name, offset + n, buf.length - n, "Input/output error");
+    }
+  });
+  let cur = 0;
+  const gapTo = (lcn: number) => {
+    if (lcn !== cur) sink.gap(lcn - cur);
+    cur = lcn;
+  };
+  const BATCH = Math.max(1, Math.floor((4 << 20) / cs));
+  const buf = new Uint8Array(BATCH * cs);
+  const copyRaw = (lcn: number, count: number) => {
+    gapTo(lcn);
+    while (count > 0) {
+      const n = Math.min(count, BATCH);
+      const chunk = buf.subarray(0, n * cs);
+      read(lcn * cs, chunk);
+      sink.clusters(lcn, chunk);
+      lcn += n;
+      count -= n;
+      cur = lcn;
+    }
+  };
+  // Emits the clusters of a record set (wiped) at their LCNs, gapping as needed.
+  const writeSet = (data: Uint8Array, lcns: number[]) => {
+    let i = 0;
+    while (i < lcns.length) {
+      let j = i + 1;
+      while (j < lcns.length && lcns[j] === lcns[j - 1]! + 1) j++;
+      gapTo(lcns[i]!);
+      sink.clusters(lcns[i]!, data.subarray(i * cs, j * cs));
+      cur = lcns[j - 1]! + 1;
+      i = j;
+    }
+  };
+  // copy_wipe_mft / copy_wipe_i30: sets of whole records (or whole clusters).
+  const copyWipe = (
+    runs: NtfsRun[],
+    recordSize: number,
+    wipe: (rec: Uint8Array, index: number) => void,
+    what: string,
+  ) => {
+    const lcns: number[] = [];
+    for (const r of runs) {
+      if (r.lcn === LCN_HOLE) continue;
+      for (let k = 0; k < r.length; k++) lcns.push(r.lcn + k);
+    }
+    const clustersPerSet = cs >= recordSize ? 1 : recordSize / cs;
+    const recordsPerSet = cs >= recordSize ? cs / recordSize : 1;
+    if (lcns.length % clustersPerSet !== 0) {
+      throw new CorruptImageError(`Cannot copy NTFS ${what}: Short last ${what}`, {
+        format: "ntfs",
+        structure: what,
+        compat: `Short last ${what}\n`,
+      });
+    }
+    const setBytes = clustersPerSet * cs;
+    const setsPerBatch = Math.max(1, Math.floor((1 << 20) / setBytes));
+    let index = 0;
+    for (let s = 0; s < lcns.length; s += clustersPerSet * setsPerBatch) {
+      const part = lcns.slice(s, Math.min(lcns.length, s + clustersPerSet * setsPerBatch));
+      const data = new Uint8Array(part.length * cs);
+      // Read contiguous stretches at once.
+      let i = 0;
+      while (i < part.length) {
+        let j = i + 1;
+        while (j < part.length && part[j] === part[j - 1]! + 1) j++;
+        read(part[i]! * cs, data.subarray(i * cs, j * cs));
+        i = j;
+      }
+      for (let p = 0; p < data.length; p += setBytes) {
+        for (let r = 0; r < recordsPerSet; r++) {
+          wipe(data.subarray(p + r * recordSize, p + (r + 1) * recordSize), index++);
+        }
+      }
+      writeSet(data, part);
+    }
+  };
+
+  const isFile = (b: Uint8Array) =>
+    b[0] === 0x46 && b[1] === 0x49 && b[2] === 0x4c && b[3] === 0x45;
+  const isIndx = (b: Uint8Array) =>
+    b[0] === 0x49 && b[1] === 0x4e && b[2] === 0x44 && b[3] === 0x58;
+
+  for (
+    const ino of vol.walk({
+      ...(options.onRecord ? { onRecord: options.onRecord } : {}),
+      all: true,
+    })
+  ) {
+    // libntfs refuses to open extent records as inodes: they are neither counted nor walked.
+    if (!ino.header.inUse || ino.header.baseRecord !== 0) continue;
+    stats.usedRecords++;
+    // Scratch copies: the walk's own wipes are counted, never written.
+    const scratch = new Map<number, Uint8Array>();
+    const copyOf = (rec: number, b: Uint8Array) => {
+      let c = scratch.get(rec);
+      if (!c) scratch.set(rec, c = b.slice());
+      return c;
+    };
+    for (const w of ino.attributes) {
+      const a = w.attr;
+      if (!a.nonResident) {
+        wipeResidentAttribute(copyOf(w.record, w.bytes), a, ino.inode, options, stats);
+        continue;
+      }
+      let live: ReturnType<typeof wipeLiveIndexBlocks> | undefined;
+      if (!options.preserveTimestamps && a.type === AttrType.INDEX_ALLOCATION) {
+        live = wipeLiveIndexBlocks(vol, ino, a.name, stats, options.onDamagedIndex);
+      }
+      const mftData = (ino.inode === SystemFile.MFT || ino.inode === SystemFile.MFT_MIRR) &&
+        a.type === AttrType.DATA;
+      const i30 = a.type === AttrType.INDEX_ALLOCATION && a.name === "$I30";
+      for (const r of a.runs) {
+        if (r.lcn === LCN_HOLE || mftData || i30) continue;
+        const len = criticalLength(ino.inode, a.type, r, cs, full);
+        if (len) copyRaw(r.lcn, len);
+      }
+      if (mftData && a.lowestVcn === 0) {
+        const runs = ino.inode === SystemFile.MFT
+          ? vol.mftRuns
+          : fullRuns(ino, AttrType.DATA, a.name);
+        const st = ino.inode === SystemFile.MFT ? mftStats : mirrorStats;
+        copyWipe(runs, vol.mftRecordSize, (rec, n) => {
+          if (isFile(rec)) wipeMftRecord(rec, n, options, st);
+        }, "MFT record");
+      }
+      if (i30 && a.lowestVcn === 0) {
+        const runs = fullRuns(ino, AttrType.INDEX_ALLOCATION, "$I30");
+        const bs = vol.boot.indexRecordSize;
+        if (!bitmapMode) {
+          copyWipe(runs, bs, (rec) => {
+            if (!options.preserveTimestamps && isIndx(rec)) {
+              if (!wipeIndxBlock(rec, indexStats)) options.onDamagedIndex?.();
+            }
+          }, "directory index record");
+        } else {
+          // Sparse clone: the allocation as wiped in place (live blocks only).
+          copyWipe(runs, bs, (rec, n) => {
+            if (!live || !live.live[n]) return;
+            rec.set(live.data.subarray(n * bs, (n + 1) * bs));
+          }, "directory index record");
+        }
+      }
+      if (ino.inode === SystemFile.LOG_FILE && a.type === AttrType.DATA) {
+        for (const lcn of logfileProbes(a.runs, cs)) {
+          if (lcn + 1 !== cur) copyRaw(lcn, 1);
+          cur = lcn + 1;
+        }
+      }
+    }
+  }
+  if (options.extra?.length) {
+    options.onExtra?.();
+    if (cur !== 0) sink.gap(-cur);
+    cur = 0;
+    for (const e of options.extra) copyRaw(e.start, e.count);
+    if (cur !== 0) sink.gap(-cur);
+    cur = 0;
+  }
+  // The backup boot sector's cluster, cut at the device end.
+  gapTo(nr);
+  const tail = Math.min(cs, vol.source.size - nr * cs);
+  if (tail > 0) {
+    const b = new Uint8Array(tail);
+    read(nr * cs, b);
+    sink.clusters(nr, b);
+  }
+  cur = nr;
+  return { walk: stats, mft: mftStats, mirror: mirrorStats, index: indexStats };
+}
