@@ -235,8 +235,17 @@ export class Qcow2Reader implements Source {
       l2set.push(off);
     }
     l2set.sort((a, b) => a - b);
-    const uniq: number[] = [];
-    for (const o of l2set) if (uniq[uniq.length - 1] !== o) uniq.push(o);
+    for (let i = 1; i < l2set.length; i++) {
+      if (l2set[i] === l2set[i - 1]) {
+        // Never produced by qemu; refusing it bounds the work of a scan by the file size.
+        throw this.#corrupt(
+          `two L1 entries share the L2 table at ${hex(l2set[i]!)}`,
+          header.l1TableOffset,
+          "L1 table",
+        );
+      }
+    }
+    const uniq = l2set;
     this.#l2Sorted = Float64Array.from(uniq);
     const want = options.l2CacheTables ?? Math.max(2, Math.floor(32 * MIB / cs));
     if (!Number.isSafeInteger(want) || want < 1) {
@@ -489,6 +498,7 @@ export class Qcow2Reader implements Source {
     const l2off = l1i < this.#l1.length ? this.#l1[l1i]! : 0;
     if (l2off === 0) {
       out.kind = UNALLOC;
+      out.len = this.#l2Span - (g % this.#l2Span); // the whole unmapped L2 range
       return;
     }
     const t = this.#table(l2off);

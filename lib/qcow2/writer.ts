@@ -176,33 +176,125 @@ export function planQcow2Layout(
   };
 }
 
-/** Appends ascending cluster numbers as merged runs. */
-class RunBuilder {
-  readonly runs: BlockExtent[] = [];
+/** Ascending cluster runs in typed arrays (16 bytes per run, whatever the pattern). */
+class RunList {
+  #start = new Float64Array(16);
+  #len = new Float64Array(16);
+  /** Number of runs. */
+  length = 0;
+  /** Number of clusters. */
   count = 0;
+  /** Adds `n` clusters at `c` (≥ every cluster added before). */
   add(c: number, n = 1): void {
-    const last = this.runs[this.runs.length - 1];
-    if (last && last.start + last.count === c) last.count += n;
-    else this.runs.push({ start: c, count: n });
+    const k = this.length;
+    if (k > 0 && this.#start[k - 1]! + this.#len[k - 1]! === c) {
+      this.#len[k - 1]! += n;
+    } else {
+      if (k === this.#start.length) {
+        const s = new Float64Array(k * 2), l = new Float64Array(k * 2);
+        s.set(this.#start);
+        l.set(this.#len);
+        this.#start = s;
+        this.#len = l;
+      }
+      this.#start[k] = c;
+      this.#len[k] = n;
+      this.length++;
+    }
     this.count += n;
+  }
+  /** First cluster of run `i`. */
+  start(i: number): number {
+    return this.#start[i]!;
+  }
+  /** Clusters in run `i`. */
+  size(i: number): number {
+    return this.#len[i]!;
   }
 }
 
-/** Walks ascending cluster numbers against a sorted run list. */
+/** Answers "is cluster c in the list" for ascending c in O(1) amortized. */
 class RunCursor {
-  #runs: readonly BlockExtent[];
+  #runs: RunList;
   #i = 0;
-  constructor(runs: readonly BlockExtent[]) {
+  constructor(runs: RunList) {
     this.#runs = runs;
   }
   has(c: number): boolean {
-    while (this.#i < this.#runs.length) {
-      const r = this.#runs[this.#i]!;
-      if (c < r.start) return false;
-      if (c < r.start + r.count) return true;
+    const r = this.#runs;
+    while (this.#i < r.length) {
+      const a = r.start(this.#i);
+      if (c < a) return false;
+      if (c < a + r.size(this.#i)) return true;
       this.#i++;
     }
     return false;
+  }
+}
+
+/** Maps ascending L1 indexes to their reserved L2 slot numbers (0-based). */
+class SlotMap {
+  #runs: readonly BlockExtent[];
+  #ri = 0;
+  #skipped = 0;
+  constructor(l1Runs: readonly BlockExtent[]) {
+    this.#runs = l1Runs;
+  }
+  slot(i: number): number {
+    while (this.#ri < this.#runs.length) {
+      const r = this.#runs[this.#ri]!;
+      if (i < r.start + r.count) {
+        if (i < r.start) break;
+        return this.#skipped + (i - r.start);
+      }
+      this.#skipped += r.count;
+      this.#ri++;
+    }
+    throw new Error(`L1 index ${i} has no reserved L2 slot`);
+  }
+}
+
+/**
+ * Builds the L2 tables from data clusters given in ascending guest order, writing each table
+ * to its slot as soon as it is complete; remembers which slots were used.
+ */
+class L2Builder {
+  readonly used: Uint8Array;
+  tables = 0;
+  #l: Qcow2Layout;
+  #out: Emitter;
+  #slots: SlotMap;
+  #table: Uint8Array;
+  #cur = -1;
+  #slot = 0;
+  constructor(l: Qcow2Layout, out: Emitter) {
+    this.#l = l;
+    this.#out = out;
+    this.#slots = new SlotMap(l.l1Runs);
+    this.#table = new Uint8Array(l.clusterSize);
+    this.used = new Uint8Array(l.l2Slots);
+  }
+  /** Maps guest cluster `c` to the `index`-th data cluster. */
+  add(c: number, index: number): void {
+    const cs = this.#l.clusterSize, n = cs / 8;
+    const i = Math.floor(c / n);
+    if (i !== this.#cur) {
+      this.finish();
+      this.#cur = i;
+      this.#slot = this.#slots.slot(i);
+    }
+    const p = (c - i * n) * 8;
+    be64(this.#table, p, (this.#l.dataCluster + index) * cs);
+    this.#table[p] = this.#table[p]! | COPIED_HI;
+  }
+  /** Writes the table being filled, if any. */
+  finish(): void {
+    if (this.#cur < 0) return;
+    this.#out.put((this.#l.l2Cluster + this.#slot) * this.#l.clusterSize, this.#table);
+    this.used[this.#slot] = 1;
+    this.tables++;
+    this.#table.fill(0);
+    this.#cur = -1;
   }
 }
 
@@ -329,19 +421,23 @@ export function writeQcow2(
   );
   const bc = batch / cs;
 
-  // Selected clusters, as runs.
-  const sel = new RunBuilder();
+  // Selected clusters, as runs (at most one per extent).
+  const sel: BlockExtent[] = [];
+  let selCount = 0;
   for (const e of ext) {
     let a = Math.floor(e.offset / cs);
     const b = Math.ceil((e.offset + e.length) / cs);
-    const last = sel.runs[sel.runs.length - 1];
+    const last = sel[sel.length - 1];
     if (last && a < last.start + last.count) a = last.start + last.count;
-    if (b > a) sel.add(a, b - a);
+    if (b <= a) continue;
+    if (last && last.start + last.count === a) last.count += b - a;
+    else sel.push({ start: a, count: b - a });
+    selCount += b - a;
   }
-  const layout = planQcow2Layout(sel.runs, cs, V);
+  const layout = planQcow2Layout(sel, cs, V);
   const dataStart = layout.dataCluster * cs;
   const passes = stream && skipZero ? 2 : 1;
-  const totalBytes = sel.count * cs * passes;
+  const totalBytes = selCount * cs * passes;
   let doneBytes = 0;
   let bytesRead = 0;
 
@@ -400,68 +496,79 @@ export function writeQcow2(
     options.onProgress?.(doneBytes, totalBytes);
   };
 
-  // Pre-pass for streams: which clusters hold data.
-  let planned: RunCursor | undefined;
-  let plannedRead: RunCursor | undefined;
-  let plannedAny: RunCursor | undefined;
-  let plannedUnreadable: RunCursor | undefined;
-  let plannedRuns: BlockExtent[] | undefined;
-  let unreadable = 0;
-  if (stream && skipZero) {
-    const data = new RunBuilder(), bad = new RunBuilder();
-    for (const r of sel.runs) {
-      for (let c0 = r.start; c0 < r.start + r.count; c0 += bc) {
-        const k = Math.min(bc, r.start + r.count - c0);
-        const failed = readBatch(c0, k, undefined);
-        let fi = 0;
-        for (let i = 0; i < k; i++) {
-          const c = c0 + i;
-          if (failed[fi] === c) {
-            fi++;
-            bad.add(c);
-            continue;
-          }
-          if (!isZero(buf.subarray(i * cs, (i + 1) * cs))) data.add(c);
-        }
-        progress(k * cs);
-      }
-    }
-    extIdx = 0;
-    plannedRuns = data.runs;
-    planned = new RunCursor(data.runs);
-    plannedRead = new RunCursor(data.runs);
-    plannedAny = new RunCursor(data.runs);
-    plannedUnreadable = new RunCursor(bad.runs);
-    unreadable = bad.count;
-  } else if (stream) {
-    plannedRuns = sel.runs;
-  }
-
   const header = makeHeader(version, cb, V, layout);
   const out = new Emitter(sink, batch);
-  if (plannedRuns) writeMetadata(out, layout, plannedRuns, header, true);
-
-  // Data pass.
-  const dataRuns = new RunBuilder();
+  let unreadable = 0;
   let zeroClusters = 0;
-  for (const r of sel.runs) {
+  let dataCount = 0;
+  let l2Tables = 0;
+
+  // Streams: decide every cluster first, then write the tables, then the data.
+  let planned: RunList | undefined;
+  let plannedBad: RunList | undefined;
+  if (stream) {
+    planned = new RunList();
+    plannedBad = new RunList();
+    if (skipZero) {
+      for (const r of sel) {
+        for (let c0 = r.start; c0 < r.start + r.count; c0 += bc) {
+          const k = Math.min(bc, r.start + r.count - c0);
+          const failed = readBatch(c0, k, undefined);
+          let fi = 0;
+          for (let i = 0; i < k; i++) {
+            const c = c0 + i;
+            if (failed[fi] === c) {
+              fi++;
+              plannedBad.add(c);
+            } else if (!isZero(buf.subarray(i * cs, (i + 1) * cs))) planned.add(c);
+          }
+          progress(k * cs);
+        }
+      }
+      extIdx = 0;
+      unreadable = plannedBad.count;
+    } else {
+      for (const r of sel) planned.add(r.start, r.count);
+    }
+    const used = usedSlots(layout, planned);
+    writeTables(out, layout, used, planned.count, header);
+    const l2 = new L2Builder(layout, out);
+    let index = 0;
+    for (let i = 0; i < planned.length; i++) {
+      const a = planned.start(i), n = planned.size(i);
+      for (let c = a; c < a + n; c++) l2.add(c, index++);
+    }
+    l2.finish();
+    l2Tables = l2.tables;
+  }
+
+  // The data pass. Files: the L2 tables follow the data, each written when complete.
+  const l2out = stream ? undefined : new Emitter(sink, Math.min(batch, 1024 * 1024));
+  const l2b = l2out ? new L2Builder(layout, l2out) : undefined;
+  const wantData = planned ? new RunCursor(planned) : undefined;
+  const wantAny = planned ? new RunCursor(planned) : undefined;
+  const isPlanned = planned ? new RunCursor(planned) : undefined;
+  const isBad = plannedBad ? new RunCursor(plannedBad) : undefined;
+  const keep: number[] = [];
+  for (const r of sel) {
     for (let c0 = r.start; c0 < r.start + r.count; c0 += bc) {
       const k = Math.min(bc, r.start + r.count - c0);
-      let failed: number[] = [];
-      const keep: number[] = [];
-      if (planned && plannedUnreadable && plannedRead && plannedAny) {
-        // Stream with a plan: read only what the plan stores, transform every readable cluster.
+      keep.length = 0;
+      if (isPlanned && wantData && wantAny && isBad) {
+        // Stream: read only what the plan stores; transform every readable cluster.
         let any = false;
-        for (let c = c0; c < c0 + k; c++) if (plannedAny.has(c)) any = true;
-        if (any) failed = readBatch(c0, k, plannedRead);
+        for (let c = c0; c < c0 + k; c++) if (wantAny.has(c)) any = true;
+        let failed: number[] = [];
+        if (any) failed = readBatch(c0, k, wantData);
         else buf.fill(0, 0, k * cs);
         for (let i = 0; i < k; i++) {
           const c = c0 + i;
-          if (plannedUnreadable.has(c)) continue;
+          if (isBad.has(c)) continue;
           const blk = buf.subarray(i * cs, (i + 1) * cs);
-          const isData = planned.has(c);
+          const isData = isPlanned.has(c);
           if (isData && failed.includes(c)) {
-            keep.push(i); // became unreadable since the pre-pass: stored as zeros
+            keep.push(i); // unreadable now, not in the pre-pass: stored as zeros
+            unreadable++;
             continue;
           }
           options.transform?.(c * cs, blk);
@@ -475,15 +582,13 @@ export function writeQcow2(
           } else zeroClusters++;
         }
       } else {
-        failed = readBatch(c0, k, undefined);
+        const failed = readBatch(c0, k, undefined);
         let fi = 0;
         for (let i = 0; i < k; i++) {
           const c = c0 + i;
           if (failed[fi] === c) {
             fi++;
             unreadable++;
-            // A stream already announced every selected cluster: store it as zeros.
-            if (plannedRuns) keep.push(i);
             continue;
           }
           const blk = buf.subarray(i * cs, (i + 1) * cs);
@@ -494,26 +599,32 @@ export function writeQcow2(
       }
       // Pack the kept clusters and write them in one call.
       if (keep.length > 0) {
+        const first = dataCount;
         for (let j = 0; j < keep.length; j++) {
           const i = keep[j]!;
           if (i !== j) buf.copyWithin(j * cs, i * cs, (i + 1) * cs);
-          dataRuns.add(c0 + i);
+          l2b?.add(c0 + i, dataCount);
+          dataCount++;
         }
-        const at = dataStart + (dataRuns.count - keep.length) * cs;
-        out.put(at, buf.subarray(0, keep.length * cs));
+        out.put(dataStart + first * cs, buf.subarray(0, keep.length * cs));
       }
       progress(k * cs);
     }
   }
   out.flush();
-  if (!plannedRuns) {
-    // Seekable sink: tables after the data, header last.
+  if (l2b && l2out) {
+    // Seekable sink: L2 tables done, then L1 and refcounts, the header last.
+    l2b.finish();
+    l2out.flush();
+    l2Tables = l2b.tables;
     const meta = new Emitter(sink, batch);
-    writeMetadata(meta, layout, dataRuns.runs, header, false);
+    writeTables(meta, layout, l2b.used, dataCount, undefined);
     meta.flush();
     sink.writeAt(0, padCluster(encodeQcow2Header(header), cs));
+  } else if (planned && dataCount !== planned.count) {
+    throw new Error(`Internal error: planned ${planned.count} data clusters, wrote ${dataCount}`);
   }
-  const imageSize = dataStart + dataRuns.count * cs;
+  const imageSize = dataStart + dataCount * cs;
   if (stream) {
     if (out.position < imageSize) {
       out.zeros(imageSize - out.position);
@@ -524,10 +635,10 @@ export function writeQcow2(
   }
   return {
     imageSize,
-    dataClusters: dataRuns.count,
+    dataClusters: dataCount,
     zeroClusters,
     unreadableClusters: unreadable,
-    l2Tables: countUsedL1(dataRuns.runs, l2Entries),
+    l2Tables,
     bytesRead,
     header,
   };
@@ -539,14 +650,19 @@ function padCluster(b: Uint8Array, cs: number): Uint8Array {
   return out;
 }
 
-function countUsedL1(data: readonly BlockExtent[], l2Entries: number): number {
-  let n = 0, last = -1;
-  for (const r of data) {
-    const a = Math.floor(r.start / l2Entries), b = Math.floor((r.start + r.count - 1) / l2Entries);
-    n += b - Math.max(a, last + 1) + 1;
-    last = b;
+/** Which L2 slots the data clusters `data` use (one flag per reserved slot). */
+function usedSlots(l: Qcow2Layout, data: RunList): Uint8Array {
+  const used = new Uint8Array(l.l2Slots);
+  const n = l.clusterSize / 8;
+  const slots = new SlotMap(l.l1Runs);
+  let last = -1;
+  for (let k = 0; k < data.length; k++) {
+    const a = Math.floor(data.start(k) / n);
+    const b = Math.floor((data.start(k) + data.size(k) - 1) / n);
+    for (let i = Math.max(a, last + 1); i <= b; i++) used[slots.slot(i)] = 1;
+    last = Math.max(last, b);
   }
-  return n;
+  return used;
 }
 
 function makeHeader(version: 2 | 3, cb: number, size: number, l: Qcow2Layout): Qcow2Header {
@@ -576,109 +692,54 @@ function makeHeader(version: 2 | 3, cb: number, size: number, l: Qcow2Layout): Q
 }
 
 /**
- * Emits cluster 0 (when `withHeader`), the L1 table, the refcount table, the used refcount
- * blocks and the used L2 tables, in file order, for the packed data clusters `data`.
+ * Emits cluster 0 (when `header` is given), the L1 table, the refcount table and the
+ * referenced refcount blocks, in file order, for `dataCount` packed data clusters and the used
+ * L2 slots `used`.
  */
-function writeMetadata(
+function writeTables(
   out: Emitter,
   l: Qcow2Layout,
-  data: readonly BlockExtent[],
-  header: Qcow2Header,
-  withHeader: boolean,
+  used: Uint8Array,
+  dataCount: number,
+  header: Qcow2Header | undefined,
 ): void {
   const cs = l.clusterSize;
-  const l2Entries = cs / 8;
-  let dataCount = 0;
-  for (const r of data) dataCount += r.count;
-  const totalClusters = l.dataCluster + dataCount;
+  if (header) out.put(0, padCluster(encodeQcow2Header(header), cs));
 
-  // Which L1 indexes are used, and their slots.
-  const used: Array<[number, number]> = []; // [l1 index, slot cluster]
-  {
-    let slot = l.l2Cluster;
-    let ri = 0, skipped = 0;
-    let lastIdx = -1;
-    for (const r of data) {
-      const a = Math.floor(r.start / l2Entries),
-        b = Math.floor((r.start + r.count - 1) / l2Entries);
-      for (let i = Math.max(a, lastIdx + 1); i <= b; i++) {
-        // Find the slot of index i: its rank among the reserved indexes.
-        while (ri < l.l1Runs.length && l.l1Runs[ri]!.start + l.l1Runs[ri]!.count <= i) {
-          skipped += l.l1Runs[ri]!.count;
-          ri++;
-        }
-        const run = l.l1Runs[ri]!;
-        slot = l.l2Cluster + skipped + (i - run.start);
-        used.push([i, slot]);
-      }
-      lastIdx = Math.max(lastIdx, b);
-    }
-  }
-
-  if (withHeader) out.put(0, padCluster(encodeQcow2Header(header), cs));
-
-  // L1 table.
+  // L1 table: slot k serves the k-th reserved L1 index.
   const l1 = new Uint8Array(l.l1Clusters * cs);
-  for (const [i, slot] of used) {
-    be64(l1, i * 8, slot * cs);
-    l1[i * 8] = l1[i * 8]! | COPIED_HI;
+  let k = 0;
+  for (const r of l.l1Runs) {
+    for (let i = r.start; i < r.start + r.count; i++, k++) {
+      if (!used[k]) continue;
+      be64(l1, i * 8, (l.l2Cluster + k) * cs);
+      l1[i * 8] = l1[i * 8]! | COPIED_HI;
+    }
   }
   if (l1.length) out.put(cs, l1);
 
-  // Refcount table and blocks. Used clusters: [0, refcountBlockCluster), the referenced
-  // refcount blocks, the used L2 slots, the data.
+  // Refcount table and blocks. Used clusters: [0, refcountBlockCluster + nBlocks) (header,
+  // L1, refcount table, referenced refcount blocks), the used L2 slots, the data.
   const per = l.refcountsPerBlock;
+  const totalClusters = l.dataCluster + dataCount;
   const nBlocks = Math.ceil(totalClusters / per);
   const rt = new Uint8Array(l.refcountTableClusters * cs);
-  for (let k = 0; k < nBlocks; k++) be64(rt, k * 8, (l.refcountBlockCluster + k) * cs);
+  for (let b = 0; b < nBlocks; b++) be64(rt, b * 8, (l.refcountBlockCluster + b) * cs);
   out.put(l.refcountTableCluster * cs, rt);
-  const usedRuns: BlockExtent[] = [{ start: 0, count: l.refcountBlockCluster + nBlocks }];
-  for (const [, slot] of used) {
-    const last = usedRuns[usedRuns.length - 1]!;
-    if (last.start + last.count === slot) last.count++;
-    else usedRuns.push({ start: slot, count: 1 });
-  }
-  if (dataCount > 0) usedRuns.push({ start: l.dataCluster, count: dataCount });
+  const ones = new Uint8Array(cs);
+  for (let i = 1; i < cs; i += 2) ones[i] = 1; // 16-bit big-endian refcount 1
   const block = new Uint8Array(cs);
-  let ui = 0;
-  for (let k = 0; k < nBlocks; k++) {
+  const head = l.refcountBlockCluster + nBlocks;
+  const fillOnes = (a: number, x: number, y: number) => {
+    if (x < y) block.set(ones.subarray((x - a) * 2, (y - a) * 2), (x - a) * 2);
+  };
+  for (let b = 0; b < nBlocks; b++) {
     block.fill(0);
-    const a = k * per, b = a + per;
-    while (ui < usedRuns.length && usedRuns[ui]!.start + usedRuns[ui]!.count <= a) ui++;
-    for (let j = ui; j < usedRuns.length && usedRuns[j]!.start < b; j++) {
-      const r = usedRuns[j]!;
-      const x = Math.max(a, r.start), y = Math.min(b, r.start + r.count);
-      for (let c = x; c < y; c++) block[(c - a) * 2 + 1] = 1;
-    }
-    out.put((l.refcountBlockCluster + k) * cs, block);
-  }
-
-  // L2 tables, in slot order (ascending L1 index), mapping the packed data.
-  const table = new Uint8Array(cs);
-  let di = 0, rank = 0;
-  for (const [i, slot] of used) {
-    table.fill(0);
-    const a = i * l2Entries, b = a + l2Entries;
-    while (di < data.length && data[di]!.start + data[di]!.count <= a) {
-      rank += data[di]!.count;
-      di++;
-    }
-    let rk = rank; // data clusters before run j
-    for (let j = di; j < data.length && data[j]!.start < b; j++) {
-      const r = data[j]!;
-      const x = Math.max(a, r.start), y = Math.min(b, r.start + r.count);
-      const rank0 = rk + (x - r.start);
-      rk += r.count;
-      for (let c = x; c < y; c++) {
-        const p = (c - a) * 8;
-        be64(table, p, (l.dataCluster + rank0 + (c - x)) * cs);
-        table[p] = table[p]! | COPIED_HI;
-      }
-    }
-    out.put(slot * cs, table);
-  }
-  // Pad to the end of the metadata area (streams: zeros for unused slots).
-  if (withHeader && out.position < l.dataCluster * cs && dataCount > 0) {
-    out.zeros(l.dataCluster * cs - out.position);
+    const a = b * per, z = a + per;
+    fillOnes(a, a, Math.min(z, head));
+    const s0 = Math.max(a, l.l2Cluster), s1 = Math.min(z, l.l2Cluster + l.l2Slots);
+    for (let c = s0; c < s1; c++) if (used[c - l.l2Cluster]) block[(c - a) * 2 + 1] = 1;
+    fillOnes(a, Math.max(a, l.dataCluster), Math.min(z, l.dataCluster + dataCount));
+    out.put((l.refcountBlockCluster + b) * cs, block);
   }
 }
