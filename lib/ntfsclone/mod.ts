@@ -9,6 +9,7 @@
  * - Decoding: {@linkcode NtfscloneImageReader} (sync, works on pipes),
  *   {@linkcode restoreNtfsclone} (to a file, device or stream, as `--restore-image`),
  *   {@linkcode listNtfscloneClusters}, {@linkcode NtfscloneDecoderStream}.
+ * - Random access: {@linkcode NtfscloneImageSource} (the described device as a `Source`).
  *
  * @example
  * ```ts
@@ -55,3 +56,4 @@ export {
   type SaveResult,
 } from "./encoder.ts";
 export * from "./restore.ts";
+export * from "./source.ts";

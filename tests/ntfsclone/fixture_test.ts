@@ -7,6 +7,7 @@ import { MemorySink, MemorySource } from "../../lib/io/memory.ts";
 import {
   encodeNtfscloneHeader,
   listNtfscloneClusters,
+  NtfscloneImageSource,
   parseNtfscloneHeader,
   restoreNtfsclone,
   saveImage,
@@ -56,5 +57,11 @@ Deno.test({
     const again = new MemorySink({ kind: "stream" });
     saveImage(new MemorySource(raw.bytes()), again, used, header, { bufferSize: 64 << 10 });
     assert.equal(sha256(again.bytes()), want.get("small.ntfsclone"));
+
+    // Random access to the image gives the restored device too.
+    const src = NtfscloneImageSource.open(new MemorySource(image));
+    const all = new Uint8Array(src.size);
+    assert.equal(src.readAt(0, all), raw.size);
+    assert.equal(sha256(all), want.get("small.raw"));
   },
 });

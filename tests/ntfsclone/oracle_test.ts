@@ -4,13 +4,14 @@
  */
 import assert from "node:assert/strict";
 import { openSink, openSource } from "../../lib/io/file.ts";
-import { MemorySink } from "../../lib/io/memory.ts";
+import { MemorySink, MemorySource } from "../../lib/io/memory.ts";
 import { UnsupportedFeatureError } from "../../lib/errors.ts";
 import {
   listNtfscloneClusters,
   NtfscloneDecoderStream,
   NtfscloneEncoderStream,
   NtfscloneImageReader,
+  NtfscloneImageSource,
   parseNtfscloneHeader,
   restoreNtfsclone,
   saveImage,
@@ -232,6 +233,10 @@ Deno.test({
     restoreNtfsclone(memFile(bytes), sink);
     sink.close();
     assert.equal(sha256File(out), sha256File(realRaw));
+    const src = NtfscloneImageSource.open(new MemorySource(bytes));
+    const all = new Uint8Array(Deno.statSync(realRaw).size);
+    src.readAt(0, all);
+    assert.equal(sha256(all), sha256File(realRaw));
     // Refused on a stream by both.
     const real = run("ntfsclone", ["-r", "-o", "-", meta]);
     assert.equal(real.code, 1);
