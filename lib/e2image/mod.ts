@@ -16,3 +16,4 @@
 export * from "./header.ts";
 export * from "./normal.ts";
 export * from "./install.ts";
+export type { Sink, Source } from "../io/types.ts";
