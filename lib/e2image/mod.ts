@@ -16,4 +16,4 @@
 export * from "./header.ts";
 export * from "./normal.ts";
 export * from "./install.ts";
-export type { Sink, Source } from "../io/types.ts";
+export type { Sink, SinkKind, Source } from "../io/types.ts";
