@@ -72,9 +72,14 @@ const enum Phase {
   Done,
 }
 
+/** " <name>" for messages, or nothing. */
+function label(name: string): string {
+  return name ? ` ${name}` : "";
+}
+
 function truncated(name: string, at: number, what: string): CorruptImageError {
   return new CorruptImageError(
-    `Cannot read ntfsclone image ${name}: it ends at byte ${hex(at)}, inside ${what}`,
+    `Cannot read ntfsclone image${label(name)}: it ends at byte ${hex(at)}, inside ${what}`,
     {
       format: "ntfsclone",
       structure: "command stream",
@@ -221,7 +226,7 @@ export class NtfscloneDecoderCore {
     const at = this.#cmdOff;
     if (count === 0) {
       throw new CorruptImageError(
-        `Cannot read ntfsclone image ${this.#name}: gap of 0 clusters at byte ${hex(at)}`,
+        `Cannot read ntfsclone image${label(this.#name)}: gap of 0 clusters at byte ${hex(at)}`,
         {
           format: "ntfsclone",
           structure: "command stream",
@@ -237,7 +242,7 @@ export class NtfscloneDecoderCore {
     if (!Number.isSafeInteger(count) || target < 0 || target > this.#nr) {
       const exact = BigInt.asIntN(64, new DataView(g.buffer).getBigUint64(0, true));
       throw new CorruptImageError(
-        `Cannot read ntfsclone image ${this.#name}: gap of ${exact} clusters at byte ${
+        `Cannot read ntfsclone image${label(this.#name)}: gap of ${exact} clusters at byte ${
           hex(at)
         } moves cluster ${this.#pos} outside the volume (0 to ${this.#nr})`,
         {
@@ -290,7 +295,9 @@ export class NtfscloneDecoderCore {
           } else {
             const at = this.#inOff;
             throw new CorruptImageError(
-              `Cannot read ntfsclone image ${this.#name}: command byte must be 0x00 (gap) or 0x01 (cluster), found 0x${
+              `Cannot read ntfsclone image${
+                label(this.#name)
+              }: command byte must be 0x00 (gap) or 0x01 (cluster), found 0x${
                 b.toString(16).padStart(2, "0")
               } (byte ${hex(at)})`,
               {
@@ -388,7 +395,7 @@ export class NtfscloneDecoderCore {
 
 /** Options of {@linkcode NtfscloneImageReader}. */
 export interface NtfscloneImageReaderOptions {
-  /** A name for messages (a path, "stdin"); default "image". */
+  /** A name for messages (a path, "stdin"); default none. */
   name?: string;
   /** Bytes per read from the input; default 4 MiB. */
   bufferSize?: number;
@@ -444,7 +451,7 @@ export class NtfscloneImageReader {
   constructor(input: ReaderSync, options: NtfscloneImageReaderOptions = {}) {
     this.#input = input;
     this.#core = new NtfscloneDecoderCore(
-      options.name ?? "image",
+      options.name ?? "",
       options.batchSize ?? DEFAULT_BATCH_SIZE,
       false,
     );
@@ -515,7 +522,7 @@ export class NtfscloneImageReader {
 
 /** Options of {@linkcode NtfscloneDecoderStream}. */
 export interface NtfscloneDecoderStreamOptions {
-  /** A name for messages; default "image". */
+  /** A name for messages; default none. */
   name?: string;
   /** Largest cluster batch emitted; default 4 MiB. */
   batchSize?: number;
@@ -547,7 +554,7 @@ export class NtfscloneDecoderStream extends TransformStream<Uint8Array, Ntfsclon
   /** Creates the decoder. */
   constructor(options: NtfscloneDecoderStreamOptions = {}) {
     const core = new NtfscloneDecoderCore(
-      options.name ?? "image",
+      options.name ?? "",
       options.batchSize ?? DEFAULT_BATCH_SIZE,
       true,
     );

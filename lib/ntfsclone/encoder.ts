@@ -419,6 +419,8 @@ export function saveImage(
         }
       }
       writer.clusters(chunk);
+      // A cluster with an empty payload (device_size == nr_clusters * cluster_size) has no bytes.
+      while (writer.position < lcn + n) writer.clusters(chunk.subarray(0, 0));
       lcn += n;
       done += n;
       options.onProgress?.(done, total);

@@ -8,6 +8,7 @@
  * @module
  */
 import { CorruptImageError, ReadError } from "../errors.ts";
+import { hex } from "../_internal/bytes.ts";
 import type { ReaderSync, Source } from "../io/types.ts";
 import { NtfscloneImageReader } from "./decoder.ts";
 import { type NtfscloneHeader, restoredSize } from "./header.ts";
@@ -194,10 +195,15 @@ export class NtfscloneImageSource implements Source {
         const from = j * (cs + 1) + (j === 0 ? inCluster : 0);
         const take = Math.min(want - w, cs - (j === 0 ? inCluster : 0), span - from);
         if (take <= 0) {
-          throw new CorruptImageError(`Cannot read ntfsclone image ${this.name}: short payload`, {
-            format: "ntfsclone",
-            offset: start + from,
-          });
+          throw new CorruptImageError(
+            `Cannot read ntfsclone image ${this.name}: a payload ends early (byte ${
+              hex(start + from)
+            })`,
+            {
+              format: "ntfsclone",
+              offset: start + from,
+            },
+          );
         }
         buf.set(s.subarray(from, from + take), done + w);
         w += take;

@@ -151,3 +151,32 @@ Deno.test({
     );
   },
 });
+
+Deno.test({
+  name: "saveImage() stores an empty backup-boot payload when the device ends at nr_clusters",
+  permissions: "none",
+  fn() {
+    const header = createNtfscloneHeader({
+      clusterSize: CS,
+      deviceSize: 8 * CS,
+      nrClusters: 8,
+      inuse: 3,
+    });
+    const dev = device(8 * CS, 3);
+    for (
+      const used of [[{ start: 0, count: 3 }, { start: 6, count: 3 }], [{ start: 0, count: 9 }]]
+    ) {
+      const out = new MemorySink({ kind: "stream" });
+      const r = saveImage(new MemorySource(dev), out, used, header, { bufferSize: 2 * CS });
+      const n = used.reduce((k, e) => k + e.count, 0);
+      assert.equal(r.clusters, n);
+      assert.equal(out.size, 56 + n + (n - 1) * CS + (used.length - 1) * 9);
+      const list = listNtfscloneClusters(memReader(out.bytes()));
+      assert.deepEqual(list.used, used);
+      const restored = new MemorySink();
+      const rr = restoreNtfsclone(memReader(out.bytes()), restored);
+      assert.equal(rr.missingBackupBoot, false);
+      assert.equal(rr.end, 8 * CS);
+    }
+  },
+});
