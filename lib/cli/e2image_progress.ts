@@ -12,7 +12,7 @@ import type { TextWriter } from "./context.ts";
 export type SecondsClock = () => number;
 
 /** The real clock. */
-export const systemSeconds: SecondsClock = () => Math.floor(Date.now() / 1000);
+export const systemSeconds: SecondsClock = (): number => Math.floor(Date.now() / 1000);
 
 /** `(int)(100.0 * ((float)a / (float)b) + 0.5)`, as e2image computes its percentage. */
 export function e2imagePercent(done: number, total: number): number {
