@@ -31,6 +31,7 @@ import { type NtfsScan, NtfsVolume } from "../ntfs/mod.ts";
 import {
   createNtfscloneHeader,
   NtfscloneImageReader,
+  NtfscloneImageWriter,
   restoreNtfsclone,
   saveImage,
 } from "../ntfsclone/mod.ts";
@@ -518,6 +519,9 @@ function cloneNtfs(
     bad.add(offset);
     return true;
   };
+  // --ignore-fs-check: the clusters only $Bitmap claims are checked again and copied first.
+  const extra = opts.ignoreFsCheck && scan.extra.length ? scan.extra : [];
+  if (extra.length) accountClusters(run, scan);
   if (opts.saveImage) {
     const header = createNtfscloneHeader({
       clusterSize: cs,
@@ -525,15 +529,19 @@ function cloneNtfs(
       nrClusters: nr,
       inuse: scan.inuse,
     });
-    saveImage(src, sink, used, header, {
-      transform: onCluster,
-      onReadError: (_e, offset, cluster) => {
-        onReadError(offset);
-        bad.delete(offset);
-        rescueCluster(run, src, offset, cluster, bps);
-        return true;
-      },
-    });
+    if (extra.length) {
+      saveWithExtras(run, vol, sink, header, used, extra, onCluster);
+    } else {
+      saveImage(src, sink, used, header, {
+        transform: onCluster,
+        onReadError: (_e, offset, cluster) => {
+          onReadError(offset);
+          bad.delete(offset);
+          rescueCluster(run, src, offset, cluster, bps);
+          return true;
+        },
+      });
+    }
   } else {
     const backupLen = Math.min(cs, deviceSize - nr * cs);
     const extents = [];
@@ -544,6 +552,18 @@ function cloneNtfs(
       if (len > 0) extents.push({ offset: off, length: len });
     }
     const end = nr * cs + Math.max(0, backupLen);
+    if (extra.length && sink.kind !== "stream") {
+      copyExtents(src, sink, extra.map((e) => ({ offset: e.start * cs, length: e.count * cs })), {
+        size: end,
+        setLength: "none",
+        blockSize: cs,
+        skipZeroBlocks: false,
+        onReadError: (_e, offset) => onReadError(offset),
+        transform: (offset, data) => {
+          if (bad.delete(offset)) rescueCluster(run, src, offset, data, bps);
+        },
+      });
+    }
     copyExtents(src, sink, extents, {
       size: end,
       blockSize: cs,
@@ -553,6 +573,46 @@ function cloneNtfs(
     });
   }
   p.advanceTo(stop);
+}
+
+/** The image stream with the --ignore-fs-check extras first (GAP, NEXTs, GAP back to 0). */
+function saveWithExtras(
+  run: NtfscloneRun,
+  vol: NtfsVolume,
+  sink: Sink,
+  header: ReturnType<typeof createNtfscloneHeader>,
+  used: readonly BlockExtent[],
+  extra: readonly BlockExtent[],
+  onCluster: (offset: number, data: Uint8Array) => void,
+): void {
+  const cs = vol.clusterSize, dev = header.deviceSize;
+  const w = new NtfscloneImageWriter(sink, header);
+  const copy = (start: number, count: number, each: boolean) => {
+    const per = Math.max(1, Math.floor((4 << 20) / cs));
+    for (let lcn = start; lcn < start + count;) {
+      const n = Math.min(per, start + count - lcn);
+      const len = Math.min(n * cs, dev - lcn * cs);
+      const b = new Uint8Array(len);
+      rescueRead(run, vol, lcn * cs, b);
+      if (each) {
+        for (let p = 0; p < len; p += cs) {
+          onCluster(lcn * cs + p, b.subarray(p, Math.min(p + cs, len)));
+        }
+      }
+      w.clusters(b);
+      lcn += n;
+    }
+  };
+  for (const e of extra) {
+    if (e.start !== w.position) w.gap(e.start - w.position);
+    copy(e.start, e.count, false);
+  }
+  if (w.position) w.gap(-w.position);
+  for (const e of used) {
+    if (e.start > w.position) w.gap(e.start - w.position);
+    copy(e.start, e.count, true);
+  }
+  w.finish();
 }
 
 /** Restores an image (-r). */

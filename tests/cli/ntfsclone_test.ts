@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { existsSync, statSync } from "node:fs";
 import { needs, run, runFsimage, type RunResult, tempDir } from "../_helpers.ts";
-import { ntfsFixture } from "../ntfs/_fixtures.ts";
+import { ntfsFixture, setDirty, toggleBitmapBit } from "../ntfs/_fixtures.ts";
 
 const ORACLE = needs("ntfsclone");
 
@@ -182,5 +182,73 @@ Deno.test({
     const p = both(d.path, ["-s", "-o", "OUT", trunc]);
     assert.equal(p.ts.code, 1);
     assert.equal(p.ts.out, p.ref.out);
+  },
+});
+
+for (const name of ["c4k", "c512", "odd4k"] as const) {
+  Deno.test({
+    name:
+      `ntfsclone metadata modes of ${name} (-m, -m -s, -mst --full-logfile, to stdout) match ntfsclone`,
+    ...ORACLE,
+    fn() {
+      using d = tempDir();
+      const vol = ntfsFixture(name);
+      for (const args of [["-m", "-s"], ["-mst", "--full-logfile"], ["-m"]]) {
+        const p = both(d.path, [...args, "-o", "OUT", vol]);
+        assertSameRun(p, `${args.join(" ")} -o file`);
+        assertSameFile(p.refOut, p.tsOut, `${args.join(" ")} output`);
+      }
+      assertSameRun(both(d.path, ["--metadata", "--save-image", "-O", "-", vol]), "-m -s -O -");
+    },
+  });
+}
+
+Deno.test({
+  name:
+    "ntfsclone $Bitmap inconsistencies: refused, then overruled by --ignore-fs-check, as ntfsclone",
+  ...ORACLE,
+  fn() {
+    using d = tempDir();
+    const vol = ntfsFixture("c4k", { fresh: true });
+    toggleBitmapBit(vol, 3000); // extra
+    toggleBitmapBit(vol, 3001); // extra
+    toggleBitmapBit(vol, 100); // missing
+    for (
+      const args of [
+        ["-s", "-o", "OUT"],
+        ["-m", "-o", "OUT"],
+        ["-s", "--rescue", "--ignore-fs-check", "-o", "OUT"],
+        ["--rescue", "--ignore-fs-check", "-o", "OUT"],
+        ["-m", "-s", "--ignore-fs-check", "-o", "OUT"],
+        ["-m", "--ignore-fs-check", "-o", "OUT"],
+      ]
+    ) {
+      const p = both(d.path, [...args, vol]);
+      assertSameRun(p, args.join(" "));
+      if (p.ref.code === 0) assertSameFile(p.refOut, p.tsOut, `${args.join(" ")} output`);
+    }
+  },
+});
+
+Deno.test({
+  name: "ntfsclone refuses a dirty volume without --force and clones it with one -f, as ntfsclone",
+  ...ORACLE,
+  fn() {
+    using d = tempDir();
+    const vol = ntfsFixture("c4k", { fresh: true });
+    setDirty(vol);
+    for (
+      const args of [["-s", "-o", "OUT"], ["-s", "-f", "-o", "OUT"], ["-m", "-o", "OUT"], [
+        "-m",
+        "--force",
+        "-o",
+        "OUT",
+      ]]
+    ) {
+      const p = both(d.path, [...args, vol]);
+      assertSameRun(p, args.join(" "));
+      assert.equal(existsSync(p.tsOut), existsSync(p.refOut), `${args.join(" ")}: output created`);
+      if (p.ref.code === 0) assertSameFile(p.refOut, p.tsOut, `${args.join(" ")} output`);
+    }
   },
 });

@@ -8,6 +8,15 @@
  */
 import { existsSync } from "node:fs";
 import { extractFixture, haveTool, isRoot, mustRun, ROOT, sha256File } from "../_helpers.ts";
+import { openSource } from "../../lib/io/mod.ts";
+import {
+  AttrType,
+  NtfsVolume,
+  parseAttributes,
+  parseMftRecordHeader,
+  protectFixups,
+  undoFixups,
+} from "../../lib/ntfs/mod.ts";
 
 /** Committed volumes, gzip-compressed. */
 export const COMMITTED = ["c4k", "c512", "odd4k"] as const;
@@ -75,4 +84,47 @@ export function ntfsFixture(name: NtfsFixtureName, options: { fresh?: boolean } 
   }
   if (!options.fresh) cache.set(name, path);
   return path;
+}
+
+/** Toggles the $Bitmap bit of `cluster` in the volume file at `path` (an inconsistency). */
+export function toggleBitmapBit(path: string, cluster: number): void {
+  using src = openSource(path);
+  const v = NtfsVolume.open(src);
+  const byte = Math.floor(cluster / 8);
+  const vcn = Math.floor(byte / v.clusterSize);
+  const r = v.bitmapRuns.find((r) => vcn >= r.vcn && vcn < r.vcn + r.length);
+  if (!r) throw new Error(`cluster ${cluster} is outside $Bitmap`);
+  const at = (r.lcn + vcn - r.vcn) * v.clusterSize + (byte % v.clusterSize);
+  const b = new Uint8Array(1);
+  src.readAt(at, b);
+  b[0] = b[0]! ^ (1 << (cluster % 8));
+  using f = Deno.openSync(path, { read: true, write: true });
+  f.seekSync(at, Deno.SeekMode.Start);
+  f.writeSync(b);
+}
+
+/**
+ * Sets VOLUME_IS_DIRTY in $Volume's $VOLUME_INFORMATION, in $MFT and $MFTMirr alike, keeping
+ * the update sequence number (as Windows leaves a volume it did not shut down cleanly).
+ */
+export function setDirty(path: string): void {
+  using src = openSource(path);
+  const v = NtfsVolume.open(src);
+  using f = Deno.openSync(path, { read: true, write: true });
+  for (const lcn of [v.boot.mftLcn, v.boot.mftMirrLcn]) {
+    const at = lcn * v.clusterSize + 3 * v.mftRecordSize;
+    const b = new Uint8Array(v.mftRecordSize);
+    src.readAt(at, b);
+    undoFixups(b);
+    const h = parseMftRecordHeader(b)!;
+    const vi = parseAttributes(b, h).find((a) => a.type === AttrType.VOLUME_INFORMATION)!;
+    b[vi.valueOffset + 10] = b[vi.valueOffset + 10]! | 1;
+    const ofs = b[4]! | (b[5]! << 8);
+    const usn = (b[ofs]! | (b[ofs + 1]! << 8)) - 1;
+    b[ofs] = usn & 0xff;
+    b[ofs + 1] = usn >> 8;
+    protectFixups(b);
+    f.seekSync(at, Deno.SeekMode.Start);
+    f.writeSync(b);
+  }
 }
