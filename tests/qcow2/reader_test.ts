@@ -182,3 +182,49 @@ Deno.test("Qcow2Reader.open() rejects a source without the magic with a CorruptI
     (e) => e instanceof CorruptImageError && /magic/.test(e.message),
   );
 });
+
+Deno.test({
+  name:
+    "Qcow2Reader skips unknown header extensions, stops at the end marker, and reads dirty or corrupt-marked images",
+  ...needs("qemu-img"),
+  fn() {
+    using dir = tempDir("fsimage-qcow2-");
+    const raw = `${dir.path}/p.raw`;
+    Deno.writeFileSync(raw, makePattern(SIZE, 5));
+    const img = `${dir.path}/p.qcow2`;
+    qemuImg("convert", "-f", "raw", "-O", "qcow2", raw, img);
+    const golden = qemuToRaw(img, dir.path);
+    const base = Deno.readFileSync(img);
+    const dv = new DataView(base.buffer);
+    assert.equal(dv.getUint32(0x70), 0x6803f857); // feature table, 0x180 bytes
+    assert.equal(dv.getUint32(0x1f8), 0); // end marker
+    const variants: Array<
+      [string, (b: Uint8Array, v: DataView) => void, (r: Qcow2Reader) => void]
+    > = [
+      ["unknown extension", (b, v) => {
+        v.setUint32(0x1f8, 0x12345678);
+        v.setUint32(0x1fc, 5);
+        b.set([1, 2, 3, 4, 5], 0x200);
+        // end marker at 0x208 (zeros), then garbage that must not be parsed
+        v.setUint32(0x210, 0xdeadbeef);
+        v.setUint32(0x214, 0xffffffff);
+      }, (r) => {
+        assert.equal(r.header.extensions.length, 2);
+        assert.equal(r.header.extensions[1]!.type, 0x12345678);
+        assert.deepEqual([...r.header.extensions[1]!.data], [1, 2, 3, 4, 5]);
+      }],
+      ["dirty bit", (_b, v) => v.setUint32(0x4c, 1), (r) => assert.ok(r.dirty)],
+      ["corrupt bit", (_b, v) => v.setUint32(0x4c, 2), (r) => assert.ok(r.markedCorrupt)],
+    ];
+    for (const [name, mutate, check] of variants) {
+      const b = base.slice();
+      mutate(b, new DataView(b.buffer));
+      Deno.writeFileSync(`${dir.path}/m.qcow2`, b);
+      // qemu reads it too, with the same content.
+      assertSameBytes(qemuToRaw(`${dir.path}/m.qcow2`, dir.path), golden, `qemu, ${name}`);
+      using r = readerOf(`${dir.path}/m.qcow2`);
+      check(r);
+      assertSameBytes(readAll(r), golden, name);
+    }
+  },
+});

@@ -352,3 +352,34 @@ Deno.test({
     );
   },
 });
+
+Deno.test({
+  name: "writeQcow2() down a real pipe sends exactly the bytes of the file output",
+  ...needs("qemu-img"),
+  fn() {
+    using dir = tempDir("fsimage-qcow2-");
+    const raw = makePattern(SIZE, 77);
+    Deno.writeFileSync(`${dir.path}/p.raw`, raw);
+    const helper = new URL("./_pipe_writer.ts", import.meta.url).pathname;
+    for (const cs of [1024, 65536]) {
+      const r = run(Deno.execPath(), [
+        "run",
+        "--no-prompt",
+        "--allow-read",
+        "--allow-write",
+        helper,
+        `${dir.path}/p.raw`,
+        String(cs),
+      ]);
+      assert.equal(r.code, 0, r.err);
+      const file = write(raw, [{ offset: 0, length: SIZE }], {
+        virtualSize: SIZE,
+        clusterSize: cs,
+      });
+      assert.equal(r.stdout.length, file.bytes.length);
+      assert.equal(sha256(r.stdout), sha256(file.bytes), `cs ${cs}`);
+      Deno.writeFileSync(`${dir.path}/piped.qcow2`, r.stdout);
+      assert.equal(qemuCheck(`${dir.path}/piped.qcow2`).code, 0);
+    }
+  },
+});
