@@ -18,6 +18,7 @@ import {
 } from "../../lib/ntfsclone/mod.ts";
 import { isRoot, mustRun, needs, run, sha256, sha256File, tempDir } from "../_helpers.ts";
 import { makeVolume, realSave, type VolumeOptions } from "./_volume.ts";
+import { syntheticImage } from "./_util.ts";
 
 const FILES: Array<[string, number, number]> = [
   ["small.bin", 3000, 1],
@@ -260,6 +261,25 @@ Deno.test({
       at += c.length;
     }
     assert.equal(sha256(joined), sha256(bytes));
+  },
+});
+
+Deno.test({
+  name: "the real ntfsclone restores images written by NtfscloneImageWriter",
+  ...needs("ntfsclone"),
+  fn() {
+    using dir = tempDir("fsimage-ntfsclone-");
+    for (const [seed, cs, extra] of [[1, 512, 512], [2, 4096, 1024], [3, 65536, 70000]]) {
+      const { image } = syntheticImage(seed!, { clusterSize: cs, nrClusters: 60, extra });
+      const img = `${dir.path}/syn${seed}.img`;
+      Deno.writeFileSync(img, image);
+      const realRaw = `${dir.path}/syn${seed}.real.raw`;
+      const rr = run("ntfsclone", ["-r", "-O", realRaw, img]);
+      assert.equal(rr.code, 0, rr.out + rr.err);
+      const ours = new MemorySink();
+      restoreNtfsclone(memFile(image), ours);
+      assert.equal(sha256(ours.bytes()), sha256File(realRaw), `seed ${seed}`);
+    }
   },
 });
 
