@@ -137,6 +137,7 @@ function mountState(path: string): { mounted: boolean; readOnly: boolean } {
 export function openNtfsVolume(run: NtfscloneRun, path: string, source?: Source): NtfsVolume {
   const { ctx } = run;
   let src = source;
+  if (!src && path === "-") src = stdinSource() as FdSource;
   if (!src) {
     try {
       fs.statSync(path);
@@ -841,7 +842,7 @@ export function ntfscloneCommand(
 
 function cloneVolume(run: NtfscloneRun): number {
   const { opts, ctx } = run;
-  if (!run.source) {
+  if (!run.source && opts.source !== "-") {
     const why = explainMissing(opts.source, "read");
     if (why) {
       ctx.stderr.write(`${ctx.programName}: ${why}\n`);

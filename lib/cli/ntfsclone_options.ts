@@ -112,6 +112,16 @@ const LONG: [name: string, code: string, arg: boolean][] = [
 const SHORT_NOARG = new Set("dfhmnqrstV");
 const SHORT_ARG = new Set("oO");
 
+/** True when stdin is a regular file or a block device (positional reads work). */
+export function stdinIsPositional(): boolean {
+  try {
+    const st = fs.fstatSync(0);
+    return st.isFile() || st.isBlockDevice();
+  } catch {
+    return false;
+  }
+}
+
 /** errno numbers and glibc strerror texts for the codes Node reports. */
 export const ERRNO: Record<string, [number, string]> = {
   EPERM: [1, "Operation not permitted"],
@@ -314,7 +324,9 @@ export function parseNtfscloneArgs(args: string[], ctx: CommandContext): Ntfsclo
   if (!o.noAction && output === undefined) return fail("You must specify an output file.\n", true);
   const stdOut = !o.noAction && output === "-";
   if (source === undefined) return fail("You must specify a device file.\n", true);
-  if (!o.restoreImage && source === "-") {
+  // Extension: a volume redirected to stdin (`< /dev/sdX`, needing no permission) is read
+  // positionally; a pipe or terminal is refused as ntfsclone refuses every stdin volume.
+  if (!o.restoreImage && source === "-" && !stdinIsPositional()) {
     return fail("Only special images can be read from standard input\n", true);
   }
   let metadataImage = false;
