@@ -62,13 +62,14 @@ interface L2Table {
   kind: Uint8Array;
   /** Host offset (NORMAL/SUB: cluster offset; COMPRESSED: byte offset). */
   host: Float64Array;
-  /** COMPRESSED: bytes to read; SUB: allocation bitmap. */
+  /** COMPRESSED: bytes to read; SUB: allocation bitmap (allocated on first use). */
   aux: Uint32Array;
-  /** SUB: zero bitmap. */
+  /** SUB: zero bitmap (allocated on first use). */
   aux2: Uint32Array;
 }
 
 const MIB = 1024 * 1024;
+const EMPTY_U32 = new Uint32Array(0);
 
 function hex(n: number): string {
   return "0x" + n.toString(16);
@@ -386,8 +387,8 @@ export class Qcow2Reader implements Source {
     const t: L2Table = {
       kind: new Uint8Array(n),
       host: new Float64Array(n),
-      aux: new Uint32Array(n),
-      aux2: new Uint32Array(n),
+      aux: EMPTY_U32,
+      aux2: EMPTY_U32,
     };
     const esz = this.#extL2 ? 16 : 8;
     const cb = this.#cb;
@@ -420,6 +421,7 @@ export class Qcow2Reader implements Source {
         }
         t.kind[j] = COMPRESSED;
         t.host[j] = coff;
+        if (t.aux === EMPTY_U32) t.aux = new Uint32Array(n);
         t.aux[j] = len;
         continue;
       }
@@ -480,8 +482,12 @@ export class Qcow2Reader implements Source {
       }
       t.kind[j] = kind;
       t.host[j] = hostOff;
-      t.aux[j] = abits;
-      t.aux2[j] = zbits;
+      if (kind === SUB) {
+        if (t.aux === EMPTY_U32) t.aux = new Uint32Array(n);
+        if (t.aux2 === EMPTY_U32) t.aux2 = new Uint32Array(n);
+        t.aux[j] = abits;
+        t.aux2[j] = zbits;
+      }
     }
     return t;
   }

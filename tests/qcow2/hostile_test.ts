@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { MemorySink, MemorySource } from "../../lib/io/mod.ts";
 import { CorruptImageError, FsimageError } from "../../lib/errors.ts";
 import { Qcow2Reader, writeQcow2 } from "../../lib/qcow2/mod.ts";
-import { makePattern, rng } from "./_util.ts";
+import { makePattern, qemuImg, rng } from "./_util.ts";
+import { needs, tempDir } from "../_helpers.ts";
 
 const CS = 4096;
 const SIZE = 3 * 1024 * 1024;
@@ -178,5 +179,44 @@ Deno.test({
     const e = attempt(img);
     assert.ok(e instanceof CorruptImageError);
     assert.match(e.message, /L1 table/);
+  },
+});
+
+Deno.test({
+  name: "Qcow2Reader survives seeded corruption of qemu-img images (zlib, zstd, extended L2)",
+  ...needs("qemu-img"),
+  fn() {
+    using dir = tempDir("fsimage-qcow2-");
+    Deno.writeFileSync(`${dir.path}/p.raw`, makePattern(1 << 20, 9));
+    const variants = [
+      ["-c", "-o", "cluster_size=4096"],
+      ["-c", "-o", "cluster_size=4096,compression_type=zstd"],
+      ["-o", "extended_l2=on,cluster_size=16k"],
+    ];
+    for (const v of variants) {
+      const img = `${dir.path}/v.qcow2`;
+      qemuImg("convert", "-f", "raw", "-O", "qcow2", ...v, `${dir.path}/p.raw`, img);
+      const base = Deno.readFileSync(img);
+      assert.equal(attempt(base), undefined, `${v.join(" ")} must read cleanly`);
+      const dv = new DataView(base.buffer);
+      const cs = 2 ** dv.getUint32(20);
+      const l1 = Number(dv.getBigUint64(40));
+      const l2 = Number(dv.getBigUint64(l1) & 0x00fffffffffffe00n);
+      const next = rng(99);
+      const regions: Array<[number, number]> = [[0, 112], [l1, 8], [l2, cs], [
+        l2 + cs,
+        Math.max(1, base.length - l2 - cs),
+      ]];
+      for (let i = 0; i < 200; i++) {
+        const b = base.slice();
+        const flips = 1 + (next() % 3);
+        for (let f = 0; f < flips; f++) {
+          const [start, len] = regions[next() % regions.length]!;
+          const at = Math.min(b.length - 1, start + (next() % len));
+          b[at] = b[at]! ^ (1 << (next() % 8));
+        }
+        attempt(b);
+      }
+    }
   },
 });
