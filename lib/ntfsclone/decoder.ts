@@ -123,6 +123,9 @@ export class NtfscloneDecoderCore {
 
   /** `copy`: events own their data (streams); otherwise data views are reused. */
   constructor(name: string, batchSize: number, copy: boolean) {
+    if (!Number.isSafeInteger(batchSize) || batchSize < 1) {
+      throw new RangeError(`Invalid batchSize ${batchSize}`);
+    }
     this.#name = name;
     this.#batchSize = batchSize;
     this.#copy = copy;
@@ -455,7 +458,11 @@ export class NtfscloneImageReader {
       options.batchSize ?? DEFAULT_BATCH_SIZE,
       false,
     );
-    this.#bufferSize = Math.max(4096, options.bufferSize ?? 4 << 20);
+    const bufferSize = options.bufferSize ?? 4 << 20;
+    if (!Number.isSafeInteger(bufferSize) || bufferSize < 1) {
+      throw new RangeError(`Invalid bufferSize ${bufferSize}`);
+    }
+    this.#bufferSize = Math.max(4096, bufferSize);
     this.#buf = new Uint8Array(Math.min(this.#bufferSize, 65536));
     const first = this.#pull();
     if (!first || first.kind !== "header") throw new Error("unreachable: no header event");
