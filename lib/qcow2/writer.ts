@@ -19,10 +19,12 @@
  * (holes in a file, zeros in a stream), which `qemu-img check` accepts. Every used cluster has
  * refcount 1 and every L1/L2 entry the COPIED flag, so the image is clean.
  *
- * A seekable sink gets one pass: data first, then the metadata, then the header last (an
- * interrupted write leaves no valid header). A stream sink (a pipe) gets the same bytes in
+ * A seekable sink gets one pass: data in ascending order, each L2 table written to its slot as
+ * soon as the data it maps are placed, then the L1 and refcount tables, and the header last (an
+ * interrupted write leaves no valid header). Memory: one batch buffer, one L2 table, the L1. A stream sink (a pipe) gets the same bytes in
  * file order: a read-only pre-pass finds the all-zero clusters, then header, tables and data are
- * written strictly sequentially.
+ * written strictly sequentially (memory adds the pre-pass result: 16 bytes per run of data
+ * clusters).
  *
  * @module
  */

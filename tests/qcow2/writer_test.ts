@@ -383,3 +383,32 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "writeQcow2() output can be extended by qemu (qemu-io writes) and stays clean",
+  ...needs("qemu-img", "qemu-io"),
+  fn() {
+    using dir = tempDir("fsimage-qcow2-");
+    for (const cs of [512, 65536]) {
+      const raw = makePattern(SIZE, 31);
+      const ext = [{ offset: 0, length: 512 * 1024 }, { offset: SIZE - 65536, length: 65536 }];
+      const { bytes } = write(raw, ext, { virtualSize: SIZE, clusterSize: cs });
+      const q = `${dir.path}/x.qcow2`;
+      Deno.writeFileSync(q, bytes);
+      mustRun("qemu-io", [
+        "-f",
+        "qcow2",
+        "-c",
+        "write -P 0x77 1M 300k",
+        "-c",
+        "write -P 0x78 100k 8k",
+        q,
+      ]);
+      assert.equal(qemuCheck(q).code, 0, qemuCheck(q).out);
+      const expected = expectedRaw(raw, ext, SIZE);
+      expected.fill(0x77, 1 << 20, (1 << 20) + 300 * 1024);
+      expected.fill(0x78, 100 * 1024, 108 * 1024);
+      checkWithQemu(dir.path, `ext-${cs}`, Deno.readFileSync(q), expected);
+    }
+  },
+});
