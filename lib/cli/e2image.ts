@@ -688,13 +688,7 @@ function writeRaw(
   });
   if (p.progress) ctx.stderr.write("Scanning inodes...\n");
   // Blocks before s_first_data_block are never copied.
-  const first = volume.firstDataBlock;
-  const blocks: BlockExtent[] = [];
-  for (const e of sel.blocks) {
-    const s = Math.max(e.start, first);
-    const end = Math.min(e.start + e.count, n);
-    if (end > s) blocks.push({ start: s, count: end - s });
-  }
+  const blocks = clipBlocks(sel.blocks, volume.firstDataBlock, n);
   const extents = blocksToBytes(blocks, bs);
   const checkZero = o.created && !p.moveMode;
   const stream = outSink.kind === "stream";
@@ -706,16 +700,11 @@ function writeRaw(
   const lastSelected = last !== undefined && last.start + last.count === n;
   let lastPending = !lastSelected;
   const scrambler: BlockScrambler | undefined = p.scramble ? newScrambler() : undefined;
-  let si = 0;
-  const sblocks = sel.scrambleBlocks;
+  const inScramble = scrambleTest(sel.scrambleBlocks);
   const transform = (offset: number, block: Uint8Array) => {
     const blk = offset / bs;
-    if (scrambler) {
-      while (si < sblocks.length && sblocks[si]!.start + sblocks[si]!.count <= blk) si++;
-      const e = sblocks[si];
-      if (e && e.start <= blk) {
-        scrambler(block, blk, (line) => ctx.stdout.write(line + "\n"));
-      }
+    if (scrambler && inScramble(blk)) {
+      scrambler(block, blk, (line) => ctx.stdout.write(line + "\n"));
     }
     if (blk === n - 1 && lastSelected) lastPending = checkZero && isZero(block);
   };
@@ -748,7 +737,6 @@ function writeRaw(
       }
       : undefined,
   });
-  void res;
   progress?.finish(written || extentsBlocks(blocks));
   // e2image ends a file whose last block was a hole with ftruncate to the full length; it
   // never shrinks the file in a move (the data after the filesystem is kept).
