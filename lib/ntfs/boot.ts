@@ -193,7 +193,7 @@ export function parseNtfsBootSector(b: Uint8Array): NtfsBootSector {
       "clusters_per_mft_record",
     );
   }
-  if (indexRecordSize < 512 || indexRecordSize > 65536 * 4) {
+  if (indexRecordSize < 512 || indexRecordSize > NTFS_MAX_CLUSTER_SIZE) {
     fail(
       `index record size ${indexRecordSize} is unsupported`,
       `Unexpected clusters per index record (${cpi << 24 >> 24}).`,
