@@ -37,7 +37,10 @@ import { encodeQcow2Header, QCOW2_MAX_L1_ENTRIES, type Qcow2Header } from "./hea
 
 /** Options of {@linkcode writeQcow2}. */
 export interface WriteQcow2Options {
-  /** The virtual disk size in bytes (e2image: blocks_count × block size). */
+  /**
+   * The virtual disk size in bytes, a multiple of 512 (qemu rounds the size down to 512)
+   * (e2image: blocks_count × block size).
+   */
   virtualSize: number;
   /** Cluster size in bytes: a power of two from 512 to 2 MiB (e2image: the fs block size). */
   clusterSize: number;
@@ -46,7 +49,10 @@ export interface WriteQcow2Options {
    * (qemu's "compat=1.1"; same layout, 112-byte header, 16-bit refcounts).
    */
   version?: 2 | 3;
-  /** Leave all-zero clusters out of the image (they read as zeros); default true. */
+  /**
+   * Leave all-zero clusters out of the image (they read as zeros); default true. e2image -Q
+   * stores them when its output is a block device: pass `sink.kind !== "device"` to match.
+   */
   skipZeroClusters?: boolean;
   /**
    * Changes a cluster in place before the zero test and before it is written (e2image `-s`).
@@ -401,8 +407,9 @@ export function writeQcow2(
   if (!isPowerOfTwo(cs) || cs < 512 || cs > 2 * 1024 * 1024) {
     throw new RangeError(`clusterSize must be a power of two from 512 to 2097152, found ${cs}`);
   }
-  if (!Number.isSafeInteger(V) || V < 0) {
-    throw new RangeError(`virtualSize must be a non-negative integer, found ${V}`);
+  if (!Number.isSafeInteger(V) || V < 0 || V % 512 !== 0) {
+    // qemu rounds the header's size down to 512: a partial last sector would be lost.
+    throw new RangeError(`virtualSize must be a non-negative multiple of 512, found ${V}`);
   }
   const version = options.version ?? 2;
   if (version !== 2 && version !== 3) throw new RangeError(`version must be 2 or 3`);

@@ -330,6 +330,7 @@ Deno.test({
       { clusterSize: 3000 },
       { clusterSize: 4 << 20 },
       { virtualSize: -1 },
+      { virtualSize: 1000 },
     ];
     for (const b of bad) {
       assert.throws(
