@@ -28,3 +28,7 @@
 export * from "./header.ts";
 export * from "./reader.ts";
 export * from "./writer.ts";
+// The shared types in this module's signatures, so `@fsimage/fsimage/qcow2` documents itself.
+export type { Sink, SinkKind, Source } from "../io/types.ts";
+export type { BlockExtent, ByteExtent } from "../_internal/extents.ts";
+export type { FsimageError, FsimageErrorCode, ReadError } from "../errors.ts";
