@@ -10,7 +10,7 @@
  */
 import type { Source } from "../io/types.ts";
 import { isZero, put16, put32, u16, u32 } from "../_internal/bytes.ts";
-import { type FindingCollector, looksScrambled } from "../_internal/privacy.ts";
+import type { FindingCollector } from "../_internal/privacy.ts";
 import { protectFixups, undoFixups } from "./fixup.ts";
 import { AttrType, type NtfsAttribute, residentValue } from "./record.ts";
 import { LCN_HOLE, type NtfsRun } from "./runlist.ts";
@@ -90,11 +90,15 @@ export class NtfsPrivacyWalk {
   /** Directory record → $I30 allocation runs, index $BITMAP. */
   readonly #indexes = new Map<number, { runs: NtfsRun[]; bitmap: Uint8Array | null }>();
   /** Non-resident $DATA runs of user files. */
-  readonly #userData: NtfsRun[][] = [];
+  readonly #userData: { ino: number; name: string; runs: NtfsRun[] }[] = [];
   #logRuns: NtfsRun[] = [];
   #logSize = 0;
   /** Counters of the repairs made. */
-  readonly counts: NtfsScrubCounts = { recordsWritten: 0, indexBlocksWritten: 0, orderViolations: 0 };
+  readonly counts: NtfsScrubCounts = {
+    recordsWritten: 0,
+    indexBlocksWritten: 0,
+    orderViolations: 0,
+  };
 
   constructor(
     vol: NtfsVolume,
@@ -161,7 +165,9 @@ export class NtfsPrivacyWalk {
             this.#logRuns.push(...attr.runs);
             this.#logSize = Math.max(this.#logSize, attr.dataSize);
           }
-          if (ino.inode >= FIRST_USER_RECORD) this.#userData.push(attr.runs);
+          if (ino.inode >= FIRST_USER_RECORD) {
+            this.#userData.push({ ino: ino.inode, name: attr.name, runs: attr.runs });
+          }
         }
       }
     }
@@ -182,7 +188,6 @@ export class NtfsPrivacyWalk {
         }
       }
     }
-    // Data of system files found before their record was known to be system: drop it.
     this.#names = names;
   }
 
@@ -298,7 +303,11 @@ export class NtfsPrivacyWalk {
     return this.#pieces(this.#vol.mftRuns, n * this.#rs, this.#rs);
   }
 
-  #pieces(runs: readonly NtfsRun[], pos: number, len: number): { offset: number; length: number }[] {
+  #pieces(
+    runs: readonly NtfsRun[],
+    pos: number,
+    len: number,
+  ): { offset: number; length: number }[] {
     const out: { offset: number; length: number }[] = [];
     const cs = this.#cs;
     let done = 0;
@@ -353,7 +362,7 @@ export class NtfsPrivacyWalk {
       for (const [r, bytes] of recs) {
         if (r > 11 && this.#recordSlack(r, bytes)) dirty.add(r);
       }
-      if (this.#scrub) for (const r of dirty) this.#writeRecord(r, recs.get(r)!);
+      if (this.#scrub) { for (const r of dirty) this.#writeRecord(r, recs.get(r)!); }
     }
   }
 
@@ -362,8 +371,9 @@ export class NtfsPrivacyWalk {
     const used = Math.min(u32(rec, 0x18), rec.length);
     const attrs = u16(rec, 0x14);
     const body = rec.subarray(Math.min(attrs, used), used);
-    // An empty record holds only the END marker (0xFFFFFFFF) after the header.
-    const empty = body.length <= 8 && (body.length < 4 || u32(body, 0) === AttrType.END);
+    // Records without names or contents (mkntfs's reserved 16–23: $SI and an empty $DATA)
+    // identify nothing.
+    const empty = !holdsContent(body);
     const slack = rec.subarray(Math.max(used, 0x30));
     if (empty && isZero(slack)) return false;
     if (!empty) this.#find.add("deleted-inodes", 1, sampleUtf16(body) || `MFT record ${n}`);
@@ -614,7 +624,9 @@ export class NtfsPrivacyWalk {
     const buf = new Uint8Array(perRun * cs);
     let found = 0;
     let sample = "";
-    for (const runs of this.#userData) {
+    for (const { ino, name, runs } of this.#userData) {
+      // System files keep their data, except the change journal ($UsnJrnl:$J names files).
+      if (this.#fixedRecords.has(ino) && name !== "$J") continue;
       for (const r of runs) {
         if (r.lcn === LCN_HOLE) continue;
         for (let c = 0; c < r.length; c += perRun) {
@@ -690,4 +702,25 @@ function sampleBytes(b: Uint8Array): string {
   return best.length >= 4 ? best : `${b.length} bytes`;
 }
 
-export { looksScrambled };
+/**
+ * True when the attribute records in `body` (a deleted record's bytes from attrs_offset to
+ * bytes_in_use) hold a name or any content beyond $STANDARD_INFORMATION and empty values.
+ */
+function holdsContent(body: Uint8Array): boolean {
+  let p = 0;
+  for (let guard = 0; p + 24 <= body.length && guard < 256; guard++) {
+    const type = u32(body, p), len = u32(body, p + 4);
+    if (type === AttrType.END) return false;
+    if (len < 24 || len % 8 || p + len > body.length) return !isZero(body.subarray(p));
+    if (type === AttrType.FILE_NAME) return true;
+    if (type !== AttrType.STANDARD_INFORMATION) {
+      if (body[p + 8] !== 0) return true; // non-resident: clusters of a deleted file
+      const vlen = u32(body, p + 16), voff = u16(body, p + 20);
+      if (vlen > 0 && !isZero(body.subarray(p + voff, Math.min(p + voff + vlen, p + len)))) {
+        return true;
+      }
+    }
+    p += len;
+  }
+  return false;
+}
