@@ -280,6 +280,7 @@ export function serialPatcher(
   cs: number,
   deviceSize: number,
   serial: bigint,
+  print = true,
 ): (offset: number, data: Uint8Array) => void {
   let bps = 512;
   return (offset, data) => {
@@ -299,7 +300,7 @@ export function serialPatcher(
       const lo = v.getUint32(0x48, true);
       v.setBigUint64(0x48, (serial & ~0xffffffffn) | BigInt(lo), true);
     }
-    if (lcn === 0) {
+    if (lcn === 0 && print) {
       run.out.write(`New serial number      : 0x${v.getBigUint64(0x48, true).toString(16)}\n`);
     }
   };
@@ -311,7 +312,11 @@ function scanProgress(p: NtfsProgress, from: number, to: number): void {
 }
 
 /** Scans the volume: "Scanning volume ..." with its progress, then the duplicate checks. */
-export function scanVolume(run: NtfscloneRun, vol: NtfsVolume): NtfsScan {
+export function scanVolume(
+  run: NtfscloneRun,
+  vol: NtfsVolume,
+  note?: { inode: number; text: string },
+): NtfsScan {
   const { out, opts } = run;
   out.write("Scanning volume ...\n");
   const last = vol.recordCount - 1;
@@ -329,9 +334,20 @@ export function scanVolume(run: NtfscloneRun, vol: NtfsVolume): NtfsScan {
     throw e;
   }
   let printed = -1;
-  for (const d of scan.duplicates) {
-    scanProgress(p, printed + 1, d.inode);
-    printed = d.inode;
+  const events: { inode: number; text?: string; dup?: NtfsScan["duplicates"][number] }[] = scan
+    .duplicates.map((d) => ({ inode: d.inode, dup: d }));
+  if (note) {
+    const at = events.findIndex((e) => e.inode > note.inode);
+    events.splice(at < 0 ? events.length : at, 0, note);
+  }
+  for (const { inode, text, dup: d } of events) {
+    scanProgress(p, printed + 1, inode);
+    printed = inode;
+    if (text !== undefined) {
+      out.write(text);
+      continue;
+    }
+    if (!d) continue;
     if (!opts.ignoreFsCheck) {
       errExit(
         run,

@@ -13,6 +13,7 @@ import {
   metadataImageInuse,
   type MetadataSink,
   type NtfsVolume,
+  SystemFile,
   type WipeStats,
 } from "../ntfs/mod.ts";
 import { createNtfscloneHeader, NtfscloneImageWriter } from "../ntfsclone/mod.ts";
@@ -51,7 +52,16 @@ export function runMetadataClone(
 ): number {
   const { opts, out } = run;
   const cs = vol.clusterSize, nr = vol.nrClusters;
-  const scan = scanVolume(run, vol);
+  // The sparse clone copies cluster 0 (and prints a new serial) while walking $Boot.
+  const note = opts.newSerial && !opts.metadataImage
+    ? {
+      inode: SystemFile.BOOT,
+      text: `New serial number      : 0x${
+        (opts.newSerial & 2 ? 0n : vol.boot.serialNumber & 0xffffffffn).toString(16)
+      }\n`,
+    }
+    : undefined;
+  const scan = scanVolume(run, vol, note);
   accountClusters(run, scan);
   const extra = opts.ignoreFsCheck ? scan.extra : [];
   const image = opts.metadataImage;
@@ -64,7 +74,9 @@ export function runMetadataClone(
   }
   const read = (offset: number, buf: Uint8Array) => rescueRead(run, vol, offset, buf);
   // --new-serial cannot draw its number in these modes: the serial becomes 0 (or half 0).
-  const patch = opts.newSerial ? serialPatcher(run, cs, deviceSize, 0n) : undefined;
+  const patch = opts.newSerial
+    ? serialPatcher(run, cs, deviceSize, 0n, opts.metadataImage)
+    : undefined;
   const patched = (lcn: number, data: Uint8Array): Uint8Array => {
     if (!patch) return data;
     const copy = data.slice();

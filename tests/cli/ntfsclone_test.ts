@@ -252,3 +252,47 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "ntfsclone --new-serial/--new-half-serial: same bytes but the serial, halves kept, 0 with -m",
+  ...ORACLE,
+  fn() {
+    using d = tempDir();
+    const serialLine = /New serial number {6}: 0x[0-9a-f]+\n/;
+    for (const name of ["c4k", "odd4k"] as const) {
+      const vol = ntfsFixture(name);
+      const bs = Deno.readFileSync(vol).subarray(0, 512);
+      const sectors = Number(new DataView(bs.buffer, bs.byteOffset).getBigUint64(0x28, true));
+      const backup = sectors * 512; // inside the clone only when the device ends there
+      for (const mode of ["--new-serial", "--new-half-serial"]) {
+        for (const extra of [[], ["-m"], ["-s"], ["-m", "-s"]]) {
+          const p = both(d.path, [mode, ...extra, "-o", "OUT", vol]);
+          const random = extra.length === 0;
+          assert.equal(p.ts.code, p.ref.code);
+          assert.equal(p.ts.err, p.ref.err);
+          if (!random) {
+            assertSameRun(p, `${mode} ${extra.join(" ")}`);
+            assertSameFile(p.refOut, p.tsOut, `${mode} ${extra.join(" ")}`);
+            continue;
+          }
+          assert.equal(p.ts.out.replace(serialLine, ""), p.ref.out.replace(serialLine, ""));
+          const a = Deno.readFileSync(p.refOut), b = Deno.readFileSync(p.tsOut);
+          const keep = mode === "--new-half-serial" ? 4 : 0;
+          for (const at of [0, backup]) {
+            if (at + 512 > a.length) continue;
+            // The kept low half is the original's; the rest is new on both sides.
+            assert.deepEqual(
+              b.subarray(at + 0x48, at + 0x48 + keep),
+              bs.subarray(0x48, 0x48 + keep),
+            );
+            b.set(a.subarray(at + 0x48, at + 0x50), at + 0x48);
+          }
+          assert.ok(equalBytes(a, b), `${name} ${mode}: bytes other than the serial differ`);
+          const m = p.ts.out.match(/New serial number {6}: 0x([0-9a-f]+)/)!;
+          assert.equal(BigInt(`0x${m[1]}`) & 0x8000000080000000n, 0n, "bits 63 and 31 clear");
+        }
+      }
+    }
+  },
+});
