@@ -86,7 +86,7 @@ for (const cs of [512, 1024, 2048, 4096, 65536, 2 * 1024 * 1024]) {
 }
 
 Deno.test({
-  name: "writeQcow2() v2 output is read by the real e2image -r exactly (1k, 4k, 64k clusters)",
+  name: "writeQcow2() v2 output is read by the real e2image -r exactly (1k, 2k, 4k, 64k clusters)",
   ...needs("qemu-img", "e2image"),
   fn() {
     using dir = tempDir("fsimage-qcow2-");
@@ -119,7 +119,7 @@ Deno.test({
     for (let i = 0; i < 30; i++) {
       Deno.writeFileSync(`${d}/files/a/b/f${i}`, makePattern(1024 * (i + 1), i));
     }
-    for (const bs of [1024, 4096]) {
+    for (const bs of [1024, 2048, 4096, 65536]) {
       mustRun("mkfs.ext4", [
         "-q",
         "-F",
@@ -128,7 +128,7 @@ Deno.test({
         "-d",
         `${d}/files`,
         `${d}/fs.raw`,
-        "16M",
+        bs === 65536 ? "32M" : "16M",
       ]);
       const fs = Deno.readFileSync(`${d}/fs.raw`);
       // Allocated blocks of the qemu-img map of e2image -r's raw would need an ext walker; use
