@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { existsSync, statSync } from "node:fs";
 import { needs, run, runFsimage, type RunResult, tempDir } from "../_helpers.ts";
-import { ntfsFixture, setDirty, toggleBitmapBit } from "../ntfs/_fixtures.ts";
+import { buildEmptyVolume, ntfsFixture, setDirty, toggleBitmapBit } from "../ntfs/_fixtures.ts";
 
 const ORACLE = needs("ntfsclone");
 
@@ -292,6 +292,36 @@ Deno.test({
           const m = p.ts.out.match(/New serial number {6}: 0x([0-9a-f]+)/)!;
           assert.equal(BigInt(`0x${m[1]}`) & 0x8000000080000000n, 0n, "bits 63 and 31 clear");
         }
+      }
+    }
+  },
+});
+
+Deno.test({
+  name: "ntfsclone geometries (2 MiB and 1 KiB clusters, 4 KiB sectors, a device past the volume)",
+  ...needs("ntfsclone", "mkntfs"),
+  fn() {
+    using d = tempDir();
+    const specs = [
+      { size: 64 << 20, clusterSize: 2 << 20 },
+      { size: 16 << 20, clusterSize: 4096, sectorSize: 4096 },
+      { size: 24 << 20, clusterSize: 65536, sectors: 46000 },
+      { size: 16 << 20, clusterSize: 1024 },
+      { size: 16 << 20, clusterSize: 512, sectorSize: 4096 }, // refused by both
+    ];
+    for (const spec of specs) {
+      let vol: string;
+      try {
+        vol = buildEmptyVolume(d.path, spec);
+      } catch {
+        vol = `${d.path}/invalid.img`;
+        Deno.writeFileSync(vol, new Uint8Array(spec.size));
+      }
+      for (const args of [["-s"], [], ["-m", "-s"], ["-m"]]) {
+        const p = both(d.path, [...args, "-o", "OUT", vol]);
+        const what = `${JSON.stringify(spec)} ${args.join(" ")}`;
+        assertSameRun(p, what);
+        if (p.ref.code === 0) assertSameFile(p.refOut, p.tsOut, what);
       }
     }
   },

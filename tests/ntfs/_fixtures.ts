@@ -128,3 +128,24 @@ export function setDirty(path: string): void {
     f.writeSync(b);
   }
 }
+
+/**
+ * Builds an empty volume with mkntfs -T (deterministic) into `dir`: a `size`-byte device,
+ * `clusterSize`-byte clusters, `sectorSize`-byte sectors, and optionally fewer sectors than
+ * the device holds. Returns its path.
+ */
+export function buildEmptyVolume(
+  dir: string,
+  spec: { size: number; clusterSize: number; sectorSize?: number; sectors?: number },
+): string {
+  const path = `${dir}/empty-${spec.size}-${spec.clusterSize}-${spec.sectorSize ?? 512}-${
+    spec.sectors ?? 0
+  }.img`;
+  using f = Deno.openSync(path, { write: true, create: true, truncate: true });
+  f.truncateSync(spec.size);
+  const args = ["-q", "-F", "-f", "-T", "-c", String(spec.clusterSize)];
+  args.push("-s", String(spec.sectorSize ?? 512), path);
+  if (spec.sectors) args.push(String(spec.sectors));
+  mustRun("mkntfs", args);
+  return path;
+}
