@@ -434,20 +434,23 @@ function run(
     throw new Exit(1);
   }
   const srcOffset = asNumber(p.srcOffset, "Source offset");
-  const source: Source = srcOffset ? new WindowSource(rawSource, srcOffset) : rawSource;
+  let source: Source = srcOffset ? new WindowSource(rawSource, srcOffset) : rawSource;
 
-  // e2image -r with a QCOW2 (version 2) file as input converts it back to raw.
+  // e2image -r with a QCOW2 file as input converts it back to raw. The real tool reads only
+  // version 2; fsimage reads every version qemu-img writes (compressed clusters included).
+  // In every other mode a QCOW2 image is a source like any other: the filesystem inside it is
+  // imaged, as from a device.
   let qcowInput: Qcow2Reader | undefined;
   let qcowFailure: FsimageError | undefined;
-  if (p.imgType === RAW) {
-    const probe = probeQcow2(rawSource);
-    if (probe?.version === 2) {
-      try {
-        qcowInput = Qcow2Reader.open(rawSource);
-      } catch (e) {
-        if (!(e instanceof FsimageError)) throw e;
-        qcowFailure = e;
-      }
+  const probe = probeQcow2(rawSource);
+  if (probe) {
+    try {
+      const reader = Qcow2Reader.open(rawSource);
+      if (p.imgType === RAW) qcowInput = reader;
+      else source = srcOffset ? new WindowSource(reader, srcOffset) : reader;
+    } catch (e) {
+      if (!(e instanceof FsimageError)) throw e;
+      if (p.imgType === RAW) qcowFailure = e;
     }
   }
 
