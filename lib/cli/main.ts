@@ -6,9 +6,11 @@
  */
 import denoJson from "../../deno.json" with { type: "json" };
 import { type Command, type CommandContext, defaultContext } from "./context.ts";
+import { auditCommand } from "./audit.ts";
 import { copyCommand } from "./copy.ts";
 import { e2imageCommand } from "./e2image.ts";
 import { ntfscloneCommand } from "./ntfsclone.ts";
+import { scrubCommand } from "./scrub.ts";
 import { CliError } from "./open.ts";
 
 /** fsimage's version, from deno.json. */
@@ -19,6 +21,8 @@ export const COMMANDS: Record<string, [Command, string]> = {
   e2image: [e2imageCommand, "save ext2/3/4 metadata: normal, raw (-r) or QCOW2 (-Q) images"],
   ntfsclone: [ntfscloneCommand, "clone, save or restore an NTFS volume"],
   copy: [copyCommand, "copy an image file or device sparsely (holes for zero blocks)"],
+  audit: [auditCommand, "report names, contents and other identifying data an image still holds"],
+  scrub: [scrubCommand, "remove identifying data from an ext or NTFS image in place"],
 };
 
 /** The text of `fsimage --help`. */
