@@ -217,7 +217,7 @@ export class ExtPrivacyWalk {
       if (ino > vol.superblock.inodesCount) break;
       const raw = table.subarray(i * isz, (i + 1) * isz);
       const inUse = (bitmap[i >> 3]! >> (i & 7)) & 1;
-      let changed: boolean;
+      let changed: boolean | "zeroed";
       try {
         changed = inUse ? this.#inode(ino, raw, journalIno) : this.#unusedInode(ino, raw);
       } catch (e) {
@@ -225,7 +225,8 @@ export class ExtPrivacyWalk {
         throw e;
       }
       if (changed) {
-        if (this.#csum) setInodeChecksum(raw, ino, this.#seed);
+        // An all-zero inode needs no checksum (libext2fs accepts it as never used).
+        if (this.#csum && changed !== "zeroed") setInodeChecksum(raw, ino, this.#seed);
         lo = Math.min(lo, i);
         hi = Math.max(hi, i);
       }
@@ -235,7 +236,7 @@ export class ExtPrivacyWalk {
     }
   }
 
-  #unusedInode(ino: number, raw: Uint8Array): boolean {
+  #unusedInode(ino: number, raw: Uint8Array): false | "zeroed" {
     if (ino < this.#vol.superblock.firstIno) return false;
     if (u16(raw, 0x1a) !== 0 || isZero(raw)) return false; // i_links_count
     // A deleted inode keeps its mode, times, block map, fast symlink or inline data and xattrs.
@@ -243,7 +244,7 @@ export class ExtPrivacyWalk {
     this.#find.add("deleted-inodes", 1, fastText ? `inode ${ino}: ${fastText}` : `inode ${ino}`);
     if (!this.#scrub) return false;
     raw.fill(0);
-    return false; // all zeros: no checksum (libext2fs accepts an all-zero inode)
+    return "zeroed";
   }
 
   /** Returns true when `raw` changed (the caller redoes the checksum and writes it back). */
