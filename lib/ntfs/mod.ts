@@ -19,3 +19,5 @@ export * from "./runlist.ts";
 export * from "./record.ts";
 export * from "./volume.ts";
 export * from "./metadata.ts";
+export type { Source } from "../io/types.ts";
+export type { BlockExtent } from "../_internal/extents.ts";

@@ -17,7 +17,7 @@ export interface NtfsRun {
 }
 
 /** The LCN of a sparse hole. */
-export const LCN_HOLE = -1;
+export const LCN_HOLE: -1 = -1;
 
 function signedLe(b: Uint8Array, off: number, n: number): number {
   // n ≤ 8 bytes, little-endian two's complement; values past 2^53 are rejected by the caller.
