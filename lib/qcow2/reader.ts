@@ -53,6 +53,18 @@ export function probeQcow2(source: Source): { version: number } | undefined {
   return { version: u32be(b, 4) };
 }
 
+/** One extent of {@linkcode Qcow2Reader.map}. */
+export interface Qcow2MapExtent {
+  /** First guest byte. */
+  offset: number;
+  /** Length in bytes. */
+  length: number;
+  /** How the range reads. */
+  kind: "data" | "compressed" | "zero" | "unallocated";
+  /** For `"data"`: the file offset of the first byte. */
+  hostOffset?: number;
+}
+
 /** Cluster kinds of a decoded L2 entry. */
 const UNALLOC = 0, ZERO = 1, NORMAL = 2, COMPRESSED = 3, SUB = 4;
 
@@ -604,6 +616,52 @@ export class Qcow2Reader implements Source {
     }
     flush();
     return n;
+  }
+
+  /**
+   * The whole virtual disk as consecutive extents of one kind each, like `qemu-img map`:
+   * `"data"` (with the host offset of the extent's first byte; adjacent data extents are merged
+   * only when contiguous in the file), `"compressed"`, `"zero"` (zero flag or zero
+   * subclusters) and `"unallocated"`. Reads every active L2 table once.
+   *
+   * @example
+   * ```ts
+   * import { MemorySink, MemorySource } from "../io/memory.ts";
+   * import { Qcow2Reader } from "./reader.ts";
+   * import { writeQcow2 } from "./writer.ts";
+   * const raw = new Uint8Array(65536).fill(1, 8192, 12288);
+   * const out = new MemorySink();
+   * writeQcow2(new MemorySource(raw), out, [{ offset: 0, length: raw.length }], {
+   *   virtualSize: raw.length,
+   *   clusterSize: 4096,
+   * });
+   * const m = Qcow2Reader.open(new MemorySource(out.bytes())).map();
+   * console.assert(m.length === 3 && m[1]!.kind === "data" && m[1]!.offset === 8192);
+   * ```
+   */
+  map(): Qcow2MapExtent[] {
+    const out: Qcow2MapExtent[] = [];
+    const m = { kind: 0, host: 0, len: 0, clen: 0 };
+    const names = ["unallocated", "zero", "data", "compressed"] as const;
+    let g = 0;
+    while (g < this.size) {
+      this.#map(g, m);
+      const len = Math.min(m.len, this.size - g);
+      const kind = names[m.kind]!;
+      const last = out[out.length - 1];
+      if (
+        last && last.kind === kind &&
+        (kind !== "data" || last.hostOffset! + last.length === m.host)
+      ) {
+        last.length += len;
+      } else {
+        const e: Qcow2MapExtent = { offset: g, length: len, kind };
+        if (kind === "data") e.hostOffset = m.host;
+        out.push(e);
+      }
+      g += len;
+    }
+    return out;
   }
 
   /**

@@ -4,7 +4,9 @@
  *
  * @module
  */
+import assert from "node:assert/strict";
 import { mustRun, run } from "../_helpers.ts";
+import type { Qcow2MapExtent } from "../../lib/qcow2/mod.ts";
 
 /** A deterministic pseudo-random generator (xorshift32). */
 export function rng(seed: number): () => number {
@@ -74,4 +76,46 @@ export function qemuDataExtents(img: string): Array<{ offset: number; length: nu
     else out.push({ offset: m.start, length: m.length });
   }
   return out;
+}
+
+/**
+ * Checks `ours` (from `Qcow2Reader.map()`) against `qemu-img map --output=json img`, byte range
+ * by byte range: the same kind everywhere, and the same file offset for every data byte.
+ */
+export function assertMapMatchesQemu(ours: readonly Qcow2MapExtent[], img: string): void {
+  const q = JSON.parse(qemuImg("map", "--output=json", img)) as Array<{
+    start: number;
+    length: number;
+    present: boolean;
+    zero: boolean;
+    data: boolean;
+    offset?: number;
+  }>;
+  let k = 0;
+  for (const e of q) {
+    const expect = e.data
+      ? (e.offset !== undefined ? "data" : "compressed")
+      : e.present && e.zero
+      ? "zero"
+      : "unallocated";
+    let g = e.start;
+    const end = e.start + e.length;
+    while (g < end) {
+      while (k < ours.length && ours[k]!.offset + ours[k]!.length <= g) k++;
+      const o = ours[k];
+      assert.ok(o, `no extent of ours at 0x${g.toString(16)}`);
+      assert.equal(o.kind, expect, `kind at 0x${g.toString(16)}`);
+      if (expect === "data") {
+        assert.equal(
+          o.hostOffset! + (g - o.offset),
+          e.offset! + (g - e.start),
+          `host of 0x${g.toString(16)}`,
+        );
+      }
+      g = Math.min(end, o.offset + o.length);
+    }
+  }
+  const last = ours[ours.length - 1];
+  const qlast = q[q.length - 1];
+  assert.equal(last ? last.offset + last.length : 0, qlast ? qlast.start + qlast.length : 0);
 }

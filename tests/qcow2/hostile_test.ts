@@ -35,6 +35,7 @@ function attempt(img: Uint8Array): unknown {
     const buf = new Uint8Array(1 << 20);
     for (let p = 0; p < r.size; p += buf.length) r.readAt(p, buf);
     r.allocatedExtents();
+    r.map();
     return undefined;
   } catch (e) {
     if (!(e instanceof FsimageError)) throw e;

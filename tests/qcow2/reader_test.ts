@@ -3,7 +3,14 @@ import { haveTool, mustRun, needs, tempDir } from "../_helpers.ts";
 import { MemorySource, openSource } from "../../lib/io/mod.ts";
 import { CorruptImageError, UnsupportedFeatureError } from "../../lib/errors.ts";
 import { probeQcow2, Qcow2Reader } from "../../lib/qcow2/mod.ts";
-import { makePattern, qemuDataExtents, qemuImg, qemuToRaw, rng } from "./_util.ts";
+import {
+  assertMapMatchesQemu,
+  makePattern,
+  qemuDataExtents,
+  qemuImg,
+  qemuToRaw,
+  rng,
+} from "./_util.ts";
 
 const SIZE = 3 * 1024 * 1024 + 3 * 512; // not a multiple of any cluster size above 512
 
@@ -96,6 +103,7 @@ for (const c of cases) {
       assertSameBytes(readAll(r), golden, c.name);
       // Allocation agrees with qemu-img map (data: true ranges).
       assert.deepEqual(r.allocatedExtents(), qemuDataExtents(img));
+      assertMapMatchesQemu(r.map(), img);
       // A tiny L2 cache gives the same bytes.
       using small = readerOf(img, 1);
       assertSameBytes(readAll(small, 11), golden, `${c.name}, 1-table cache`);
@@ -129,6 +137,7 @@ Deno.test({
         assert.equal(r.header.version, 2);
         assertSameBytes(readAll(r), golden, `e2image ${flags[0]} bs ${bs}`);
         assert.deepEqual(r.allocatedExtents(), qemuDataExtents(img));
+        assertMapMatchesQemu(r.map(), img);
       }
     }
   },

@@ -4,7 +4,7 @@ import { FaultySource, MemorySink, MemorySource } from "../../lib/io/mod.ts";
 import { ReadError } from "../../lib/errors.ts";
 import { Qcow2Reader, writeQcow2, type WriteQcow2Options } from "../../lib/qcow2/mod.ts";
 import type { ByteExtent } from "../../lib/_internal/extents.ts";
-import { makePattern, qemuCheck, qemuDataExtents, qemuImg } from "./_util.ts";
+import { assertMapMatchesQemu, makePattern, qemuCheck, qemuDataExtents, qemuImg } from "./_util.ts";
 
 const SIZE = 2 * 1024 * 1024 + 5 * 512;
 
@@ -75,6 +75,18 @@ for (const cs of [512, 1024, 2048, 4096, 65536, 2 * 1024 * 1024]) {
           r.allocatedExtents(),
           qemuDataExtents(`${dir.path}/v${version}-${cs}.qcow2`),
         );
+        // qemu sees every data cluster at the file offset the writer planned: packed, ascending.
+        const m = r.map();
+        assertMapMatchesQemu(m, `${dir.path}/v${version}-${cs}.qcow2`);
+        let next = f.result.header.l1TableOffset; // below any data
+        for (const e of m) {
+          if (e.kind !== "data") continue;
+          assert.ok(e.hostOffset! >= next, "data in ascending guest order");
+          next = e.hostOffset! + e.length;
+        }
+        // The last data byte sits in the image's last cluster (a partial last guest cluster
+        // maps fewer bytes than the cluster it occupies).
+        assert.ok(next <= f.result.imageSize && next > f.result.imageSize - cs);
         let zero = 0;
         for (let c = 0; c * cs < SIZE; c++) {
           if (raw.subarray(c * cs, (c + 1) * cs).every((x) => x === 0)) zero++;
