@@ -158,8 +158,9 @@ export function selectE2imageBlocks(
       let end = vol.inodeBlocksPerGroup;
       if (!isDev && vol.hasGroupChecksums) {
         end = (end - Math.floor(d.itableUnused / vol.inodesPerBlock)) >>> 0;
-        // A hostile itable_unused wraps to ~2^32 in e2image; cap at the fs end.
-        end = Math.min(end, Math.max(0, vol.blocksCount + 1 - d.inodeTable));
+        // A hostile itable_unused makes e2image's unsigned count wrap to ~2^32 blocks (hours
+        // of warnings); mark only the part inside the file system then.
+        if (end > vol.inodeBlocksPerGroup) end = Math.max(0, vol.blocksCount - d.inodeTable);
       }
       if (end > 0) mark(d.inodeTable, end);
     }

@@ -1,0 +1,133 @@
+/**
+ * Corrupt file systems: the warnings, fatal messages and bytes of e2image -r, reproduced.
+ * Each case corrupts a fixture copy with debugfs or dd, runs e2image, and compares stderr
+ * (after the banner), the exit status and, on success, the output bytes.
+ */
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { CorruptImageError } from "../../lib/errors.ts";
+import { ExtVolume } from "../../lib/ext/mod.ts";
+import { copyExtents, openSink, openSource } from "../../lib/io/mod.ts";
+import { blocksToBytes } from "../../lib/_internal/extents.ts";
+import { mustRun, needs, run, tempDir } from "../_helpers.ts";
+import { extFixture } from "./_fixtures.ts";
+
+interface Case {
+  name: string;
+  fixture: string;
+  corrupt: (img: string) => void;
+}
+
+function debugfs(cmd: string) {
+  return (img: string) => void mustRun("debugfs", ["-w", "-R", cmd, img]);
+}
+
+function zeroBlock(blockOf: (img: string) => number, bs: number) {
+  return (img: string) => {
+    using f = Deno.openSync(img, { write: true });
+    f.seekSync(blockOf(img) * bs, Deno.SeekMode.Start);
+    f.writeSync(new Uint8Array(bs));
+  };
+}
+
+/** The first extent tree block (index or leaf) of `path`, from debugfs. */
+function treeBlock(path: string, which: "ETB0" | "ETB1") {
+  return (img: string) => {
+    const out = run("debugfs", ["-R", `blocks ${path}`, img]).out;
+    const stat = run("debugfs", ["-R", `stat ${path}`, img]).out;
+    const m = stat.match(new RegExp(`\\(${which}\\):(\\d+)`));
+    if (!m) throw new Error(`no ${which} for ${path}: ${out.slice(0, 100)}`);
+    return Number(m[1]);
+  };
+}
+
+const CASES: Case[] = [
+  {
+    name: "bad IND pointer (warning, error forgotten)",
+    fixture: "ext2-1k",
+    corrupt: debugfs("sif /ind.bin block[IND] 99999999"),
+  },
+  {
+    name: "bad DIND pointer (fatal)",
+    fixture: "ext2-1k",
+    corrupt: debugfs("sif /ind.bin block[DIND] 99999999"),
+  },
+  {
+    name: "garbage i_file_acl",
+    fixture: "ext4-default",
+    corrupt: debugfs("sif /data.bin file_acl 99999999"),
+  },
+  {
+    name: "zeroed extent leaf",
+    fixture: "ext4-deep",
+    corrupt: zeroBlock(treeBlock("/frag.bin", "ETB1"), 1024),
+  },
+  {
+    name: "zeroed extent index",
+    fixture: "ext4-deep",
+    corrupt: zeroBlock(treeBlock("/frag.bin", "ETB0"), 1024),
+  },
+  {
+    name: "corrupt extent root (ignored)",
+    fixture: "ext4-default",
+    corrupt: debugfs("sif /data.bin block[0] 0"),
+  },
+  {
+    name: "inode table out of range",
+    fixture: "ext4-metabg",
+    corrupt: debugfs("set_bg 0 inode_table 9999999"),
+  },
+  {
+    name: "inode table moved onto other blocks",
+    fixture: "ext2-1k",
+    corrupt: debugfs("set_bg 0 inode_table 100"),
+  },
+  {
+    name: "inode table out of range in a later group",
+    fixture: "ext4-1k",
+    corrupt: debugfs("set_bg 1 inode_table 9999999"),
+  },
+  {
+    name: "inode table missing in a later group",
+    fixture: "ext4-uninit",
+    corrupt: debugfs("set_bg 1 inode_table 0"),
+  },
+];
+
+for (const c of CASES) {
+  Deno.test({
+    name: `e2imageSelection() reports like e2image -r: ${c.name}`,
+    ...needs("e2image", "debugfs", "mkfs.ext4"),
+    fn() {
+      using tmp = tempDir("fsimage-ext-corrupt-");
+      const img = `${tmp.path}/c.img`;
+      Deno.copyFileSync(extFixture(c.fixture), img);
+      c.corrupt(img);
+      const want = `${tmp.path}/want.raw`, got = `${tmp.path}/got.raw`;
+      const r = run("e2image", ["-r", img, want]);
+      const wantLines = r.err.split("\n").slice(1).filter((l) => l !== "")
+        .map((l) => l.replace(/^\S*e2image: /, "e2image: "));
+      const lines: string[] = [];
+      let code = 0;
+      const src = openSource(img);
+      try {
+        const v = ExtVolume.open(src);
+        const sel = v.e2imageSelection({ onWarning: (l) => lines.push(l) });
+        const sink = openSink(got, { mode: "create" });
+        copyExtents(src, sink, blocksToBytes(sel.blocks, v.blockSize), {
+          blockSize: v.blockSize,
+          size: v.blocksCount * v.blockSize,
+        });
+        sink.close();
+      } catch (e) {
+        if (!(e instanceof CorruptImageError)) throw e;
+        lines.push(`e2image: ${e.details.compat} ${e.details.context}`);
+        code = 1;
+      } finally {
+        src.close();
+      }
+      assertEquals(lines, wantLines);
+      assertEquals(code, r.code);
+      if (code === 0) assertEquals(run("cmp", [want, got]).code, 0);
+    },
+  });
+}
