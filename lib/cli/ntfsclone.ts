@@ -211,13 +211,34 @@ export function openOutput(run: NtfscloneRun, image: boolean): FdSink {
   const { opts } = run;
   if (opts.stdOut) return stdoutSink();
   const path = opts.output!;
+  let sink: FdSink;
   try {
-    if (image) return openSink(path, { mode: "truncate", perm: 0o666 });
-    if (opts.blkdevOut) return openSink(path, { mode: "existing" });
-    return openSink(path, { mode: opts.overwrite ? "truncate" : "create-new", perm: 0o600 });
+    if (opts.outputUnknown && !opts.overwrite) {
+      sink = openSink(path, { mode: "create-new", perm: image ? 0o666 : 0o600 });
+    } else if (image) sink = openSink(path, { mode: "truncate", perm: 0o666 });
+    else if (opts.blkdevOut) sink = openSink(path, { mode: "existing" });
+    else sink = openSink(path, { mode: opts.overwrite ? "truncate" : "create-new", perm: 0o600 });
   } catch (e) {
+    if (opts.outputUnknown && errCode(e) === "EEXIST") {
+      errExit(
+        run,
+        `Output file '${path}' already exists.\nUse option --overwrite if you want to replace its content.\n`,
+      );
+    }
     perrExit(run, `Opening file '${path}' failed`, errCode(e));
   }
+  if (opts.outputUnknown && sink.kind === "device") {
+    opts.blkdevOut = true;
+    if (opts.metadata && !opts.force) {
+      sink.close();
+      errExit(
+        run,
+        "Cloning only metadata to a block device does not usually make sense, aborting...\n" +
+          "If you were instructed to do this by a developer and/or are sure that this is what you want to do, run this utility again but this time add the force option, i.e. add '--force' to the command line arguments.",
+      );
+    }
+  }
+  return sink;
 }
 
 /** check_output_device: the device size and mount checks, or set_filesize for files. */

@@ -62,6 +62,11 @@ export interface NtfscloneOptions {
   stdOut: boolean;
   /** The output exists and is a block device. */
   blkdevOut: boolean;
+  /**
+   * The output could not be examined (no read permission under Deno): existence is decided
+   * when it is opened, never by clobbering it.
+   */
+  outputUnknown: boolean;
   /** -s (cleared when -m turns it into a metadata image). */
   saveImage: boolean;
   /** -r. */
@@ -353,6 +358,7 @@ export function parseNtfscloneArgs(args: string[], ctx: CommandContext): Ntfsclo
     return fail("A restoring test requires not defining any output!\n");
   }
   let blkdevOut = false;
+  let outputUnknown = false;
   if (!o.noAction && !stdOut) {
     const out = output!;
     const why = explainMissing(out, "write");
@@ -365,7 +371,8 @@ export function parseNtfscloneArgs(args: string[], ctx: CommandContext): Ntfsclo
       st = fs.statSync(out);
     } catch (e) {
       const code = errCode(e);
-      if (code !== "ENOENT") {
+      if ((e as Error)?.name === "NotCapable") outputUnknown = true;
+      else if (code !== "ENOENT") {
         err.write(perrLine(`Couldn't access '${out}'`, code));
         return { status: 1 };
       }
@@ -393,6 +400,7 @@ export function parseNtfscloneArgs(args: string[], ctx: CommandContext): Ntfsclo
       ...(output !== undefined ? { output } : {}),
       stdOut,
       blkdevOut,
+      outputUnknown,
       metadataImage,
       ...o,
     },

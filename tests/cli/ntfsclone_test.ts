@@ -326,3 +326,34 @@ Deno.test({
     }
   },
 });
+
+Deno.test("ntfsclone runs with exactly the permissions it needs and names a missing one", () => {
+  using d = tempDir();
+  const vol = ntfsFixture("c512");
+  const out = `${d.path}/img`;
+  const ok = runFsimage(["ntfsclone", "-q", "-s", "-o", out, vol], {
+    flags: [`--allow-read=${vol}`, `--allow-write=${d.path}`],
+  });
+  assert.equal(ok.code, 0, ok.err);
+  assert.ok(statSync(out).size > 0);
+  // Without read permission on the output, an existing one is still never clobbered.
+  const again = runFsimage(["ntfsclone", "-q", "-s", "-o", out, vol], {
+    flags: [`--allow-read=${vol}`, `--allow-write=${d.path}`],
+  });
+  assert.equal(again.code, 1);
+  assert.match(again.out, /ERROR: Output file '.*' already exists\.\nUse option --overwrite/);
+  const noRead = runFsimage(["ntfsclone", "-s", "-o", `${d.path}/x`, vol], {
+    flags: [`--allow-write=${d.path}`],
+  });
+  assert.equal(noRead.code, 1);
+  assert.match(
+    noRead.err,
+    new RegExp(`missing permission to read ${vol}: run again with --allow-read=`),
+  );
+  assert.equal(existsSync(`${d.path}/x`), false);
+  const noWrite = runFsimage(["ntfsclone", "-s", "-o", `${d.path}/y`, vol], {
+    flags: [`--allow-read=${vol}`],
+  });
+  assert.equal(noWrite.code, 1);
+  assert.match(noWrite.err, /missing permission to write .*--allow-write=/);
+});

@@ -104,3 +104,18 @@ Deno.test("hostile volumes: seeded byte flips in the metadata fail only with dom
   }
   assert.ok(ok > 0 && refused > 0, `ok ${ok}, refused ${refused}`);
 });
+
+Deno.test("the c4k fixture covers compressed, sparse and named $DATA and the walk decodes them", () => {
+  const vol = NtfsVolume.open(new MemorySource(Deno.readFileSync(ntfsFixture("c4k"))));
+  const seen = { compressed: false, sparse: false, named: false, holes: false };
+  for (const ino of vol.walk()) {
+    for (const { attr: a } of ino.attributes) {
+      if (a.type !== AttrType.DATA || !a.nonResident) continue;
+      if (a.flags & 0x0001) seen.compressed = true;
+      if (a.flags & 0x8000) seen.sparse = true;
+      if (a.name && ino.inode > 11) seen.named = true;
+      if (a.runs.some((r) => r.lcn === -1)) seen.holes = true;
+    }
+  }
+  assert.deepEqual(seen, { compressed: true, sparse: true, named: true, holes: true });
+});
