@@ -142,3 +142,27 @@ export function ntfsfix(img: string): { code: number; out: string } {
   const r = run("ntfsfix", ["-n", img]);
   return { code: r.code, out: r.out + r.err };
 }
+
+/**
+ * Builds an ext4 fixture without mounting (no root needed): `mkfs.ext4 -d` from a tree with
+ * the secret in names, contents and symlinks, then `debugfs -w ea_set` for a small in-inode
+ * xattr and a large one that needs an xattr block. Returns the image path.
+ */
+export function buildExtUnmounted(dir: string, tag: string, mkfsArgs: string[] = []): string {
+  const S = SECRET;
+  const tree = `${dir}/${tag}-tree`;
+  Deno.mkdirSync(`${tree}/${S}-dir`, { recursive: true });
+  Deno.writeTextFileSync(`${tree}/${S}-dir/note.txt`, `${S}\n`);
+  Deno.writeTextFileSync(`${tree}/big-${S}.bin`, `${S} `.repeat(500));
+  for (let i = 0; i < 120; i++) Deno.writeTextFileSync(`${tree}/${S}-dir/f${i}-${S}`, "");
+  Deno.symlinkSync(S, `${tree}/fast-link`);
+  Deno.symlinkSync("/a-long-path".repeat(10) + `/${S}`, `${tree}/slow-link`);
+  const img = `${dir}/${tag}.img`;
+  mustRun("truncate", ["-s", "8M", img]);
+  mustRun("mkfs.ext4", ["-q", "-F", "-L", S.slice(0, 16), ...mkfsArgs, "-d", tree, img]);
+  const big = `${dir}/${tag}-xattr`;
+  Deno.writeTextFileSync(big, `${S} `.repeat(40));
+  mustRun("debugfs", ["-w", "-R", `ea_set /${S}-dir/note.txt user.${S} v-${S}`, img]);
+  mustRun("debugfs", ["-w", "-R", `ea_set -f ${big} /big-${S}.bin user.big-${S}`, img]);
+  return img;
+}
