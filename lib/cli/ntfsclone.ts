@@ -802,6 +802,7 @@ function imageError(run: NtfscloneRun, e: unknown): number {
     return 1;
   }
   if (e instanceof WriteError) {
+    if (run.opts.stdOut && errCode(e) === "EPIPE") return 141;
     run.out.write(perrLine("Write failed", errCode(e), "EIO"));
     return 1;
   }
@@ -863,6 +864,8 @@ export function ntfscloneCommand(
     return cloneVolume(run);
   } catch (e) {
     if (e instanceof NtfscloneExit) return e.status;
+    // ntfsclone dies of SIGPIPE when its stdout reader goes away: the shell reports 128 + 13.
+    if (e instanceof WriteError && opts.stdOut && errCode(e) === "EPIPE") return 141;
     if (e instanceof WriteError) {
       run.out.write(
         perrLine("Write failed", errCode(e) ?? (e.code === "NO_SPACE" ? "ENOSPC" : "EIO")),

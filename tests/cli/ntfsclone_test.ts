@@ -357,3 +357,21 @@ Deno.test("ntfsclone runs with exactly the permissions it needs and names a miss
   assert.equal(noWrite.code, 1);
   assert.match(noWrite.err, /missing permission to write .*--allow-write=/);
 });
+
+Deno.test({
+  name: "ntfsclone to a closed pipe ends with status 141, as ntfsclone killed by SIGPIPE",
+  ...needs("ntfsclone", "bash"),
+  fn() {
+    const vol = ntfsFixture("c4k");
+    const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
+    const deno = [Deno.execPath(), "run", "--no-prompt", "--allow-read", "--allow-write", MAIN]
+      .map(q).join(" ");
+    for (const cmd of [`ntfsclone -s -o - ${q(vol)}`, `${deno} ntfsclone -s -o - ${q(vol)}`]) {
+      const r = run("bash", [
+        "-c",
+        `${cmd} 2>/dev/null | head -c 100 >/dev/null; echo \${PIPESTATUS[0]}`,
+      ]);
+      assert.equal(r.out.trim(), "141", cmd);
+    }
+  },
+});
