@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { existsSync, statSync } from "node:fs";
-import { needs, run, runFsimage, type RunResult, tempDir } from "../_helpers.ts";
+import { MAIN, needs, run, runFsimage, type RunResult, tempDir } from "../_helpers.ts";
 import { buildEmptyVolume, ntfsFixture, setDirty, toggleBitmapBit } from "../ntfs/_fixtures.ts";
 
 const ORACLE = needs("ntfsclone");
