@@ -15,6 +15,26 @@ interface Case {
   name: string;
   fixture: string;
   corrupt: (img: string) => void;
+  /** e2image flag, default "-r" (also "-ra"). */
+  flag?: "-r" | "-ra";
+}
+
+/** Patches bytes of block `blockOf(img)` at `offset` with little-endian u32/u16 `values`. */
+function patchBlock(
+  blockOf: (img: string) => number,
+  bs: number,
+  edit: (block: DataView, img: string) => void,
+) {
+  return (img: string) => {
+    using f = Deno.openSync(img, { read: true, write: true });
+    const blk = blockOf(img);
+    const buf = new Uint8Array(bs);
+    f.seekSync(blk * bs, Deno.SeekMode.Start);
+    f.readSync(buf);
+    edit(new DataView(buf.buffer), img);
+    f.seekSync(blk * bs, Deno.SeekMode.Start);
+    f.writeSync(buf);
+  };
 }
 
 function debugfs(cmd: string) {
@@ -67,6 +87,41 @@ const CASES: Case[] = [
     corrupt: zeroBlock(treeBlock("/frag.bin", "ETB0"), 1024),
   },
   {
+    name: "extent index pointing at itself (cycle)",
+    fixture: "ext4-deep",
+    corrupt: patchBlock(treeBlock("/frag.bin", "ETB0"), 1024, (v, img) => {
+      v.setUint32(12 + 4, treeBlock("/frag.bin", "ETB0")(img), true);
+    }),
+  },
+  {
+    name: "every extent index entry sharing one leaf",
+    fixture: "ext4-deep",
+    flag: "-ra",
+    corrupt: patchBlock(treeBlock("/frag.bin", "ETB0"), 1024, (v) => {
+      const n = v.getUint16(2, true);
+      const leaf = v.getUint32(12 + 4, true);
+      for (let i = 1; i < n; i++) v.setUint32(12 + 12 * i + 4, leaf, true);
+    }),
+  },
+  {
+    name: "overlapping leaf extents (libext2fs skips the next one too)",
+    fixture: "ext4-deep",
+    flag: "-ra",
+    corrupt: patchBlock(treeBlock("/frag.bin", "ETB1"), 1024, (v) => {
+      v.setUint32(12 + 12 * 1, 0, true); // second extent starts at logical 0 again
+      v.setUint32(12 + 12 * 4, 1, true); // fifth overlaps the fourth partly
+    }),
+  },
+  {
+    name: "extent pointing past the end (-ra warnings)",
+    fixture: "ext4-deep",
+    flag: "-ra",
+    corrupt: patchBlock(treeBlock("/frag.bin", "ETB1"), 1024, (v) => {
+      v.setUint16(12 + 12 * 2 + 4, 3, true); // ee_len 3
+      v.setUint32(12 + 12 * 2 + 8, 8190, true); // ee_start: 8190..8192, fs has 8192 blocks
+    }),
+  },
+  {
     name: "corrupt extent root (ignored)",
     fixture: "ext4-default",
     corrupt: debugfs("sif /data.bin block[0] 0"),
@@ -103,7 +158,8 @@ for (const c of CASES) {
       Deno.copyFileSync(extFixture(c.fixture), img);
       c.corrupt(img);
       const want = `${tmp.path}/want.raw`, got = `${tmp.path}/got.raw`;
-      const r = run("e2image", ["-r", img, want]);
+      const flag = c.flag ?? "-r";
+      const r = run("e2image", [flag, img, want]);
       const wantLines = r.err.split("\n").slice(1).filter((l) => l !== "")
         .map((l) => l.replace(/^\S*e2image: /, "e2image: "));
       const lines: string[] = [];
@@ -111,7 +167,10 @@ for (const c of CASES) {
       const src = openSource(img);
       try {
         const v = ExtVolume.open(src);
-        const sel = v.e2imageSelection({ onWarning: (l) => lines.push(l) });
+        const sel = v.e2imageSelection({
+          allData: flag === "-ra",
+          onWarning: (l) => lines.push(l),
+        });
         const sink = openSink(got, { mode: "create" });
         copyExtents(src, sink, blocksToBytes(sel.blocks, v.blockSize), {
           blockSize: v.blockSize,
