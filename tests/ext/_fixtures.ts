@@ -99,7 +99,7 @@ const RECIPES: Record<string, Recipe> = {
   },
   "ext4-default": {
     mkfs: "mkfs.ext4",
-    args: [],
+    args: ["-b", "4096"],
     size: "16M",
     tree: basicTree,
     debugfs: [`ea_set -f ${"@XATTR"} /hello.txt user.big`, "rm /sub/inner.txt"],
@@ -122,7 +122,7 @@ const RECIPES: Record<string, Recipe> = {
   },
   "ext4-inline": {
     mkfs: "mkfs.ext4",
-    args: ["-O", "inline_data", "-I", "256"],
+    args: ["-b", "4096", "-O", "inline_data", "-I", "256"],
     size: "8M",
     tree: (d) => {
       basicTree(d);
@@ -144,7 +144,7 @@ const RECIPES: Record<string, Recipe> = {
   },
   "ext4-nojournal": {
     mkfs: "mkfs.ext4",
-    args: ["-O", "^has_journal"],
+    args: ["-b", "4096", "-O", "^has_journal"],
     size: "8M",
     tree: basicTree,
   },
@@ -156,7 +156,7 @@ const RECIPES: Record<string, Recipe> = {
   },
   "ext4-features": {
     mkfs: "mkfs.ext4",
-    args: ["-O", "quota,project,mmp,orphan_file"],
+    args: ["-b", "4096", "-O", "quota,project,mmp,orphan_file"],
     size: "16M",
     tree: basicTree,
   },

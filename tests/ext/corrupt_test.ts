@@ -5,7 +5,7 @@
  */
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { CorruptImageError } from "../../lib/errors.ts";
-import { ExtVolume } from "../../lib/ext/mod.ts";
+import { ExtVolume, scrambleDirBlock, ScrambleState } from "../../lib/ext/mod.ts";
 import { copyExtents, openSink, openSource } from "../../lib/io/mod.ts";
 import { blocksToBytes } from "../../lib/_internal/extents.ts";
 import { mustRun, needs, run, tempDir } from "../_helpers.ts";
@@ -16,17 +16,22 @@ interface Case {
   fixture: string;
   corrupt: (img: string) => void;
   /** e2image flag, default "-r" (also "-ra"). */
-  flag?: "-r" | "-ra";
+  flag?: "-r" | "-ra" | "-rs";
+  /** e2image prints something on stdout (the -s corruption reports). */
+  stdout?: boolean;
 }
 
 /** Patches bytes of block `blockOf(img)` at `offset` with little-endian u32/u16 `values`. */
 function patchBlock(
   blockOf: (img: string) => number,
-  bs: number,
   edit: (block: DataView, img: string) => void,
 ) {
   return (img: string) => {
     using f = Deno.openSync(img, { read: true, write: true });
+    const sb = new Uint8Array(1024);
+    f.seekSync(1024, Deno.SeekMode.Start);
+    f.readSync(sb);
+    const bs = 1024 << sb[0x18]!;
     const blk = blockOf(img);
     const buf = new Uint8Array(bs);
     f.seekSync(blk * bs, Deno.SeekMode.Start);
@@ -60,6 +65,14 @@ function treeBlock(path: string, which: "ETB0" | "ETB1") {
   };
 }
 
+/** The first data block of directory `path`, from debugfs. */
+function dirBlock(path: string) {
+  return (img: string) => {
+    const out = run("debugfs", ["-R", `blocks ${path}`, img]).out.trim();
+    return Number(out.split(/\s+/)[0]);
+  };
+}
+
 const CASES: Case[] = [
   {
     name: "bad IND pointer (warning, error forgotten)",
@@ -89,7 +102,7 @@ const CASES: Case[] = [
   {
     name: "extent index pointing at itself (cycle)",
     fixture: "ext4-deep",
-    corrupt: patchBlock(treeBlock("/frag.bin", "ETB0"), 1024, (v, img) => {
+    corrupt: patchBlock(treeBlock("/frag.bin", "ETB0"), (v, img) => {
       v.setUint32(12 + 4, treeBlock("/frag.bin", "ETB0")(img), true);
     }),
   },
@@ -97,7 +110,7 @@ const CASES: Case[] = [
     name: "every extent index entry sharing one leaf",
     fixture: "ext4-deep",
     flag: "-ra",
-    corrupt: patchBlock(treeBlock("/frag.bin", "ETB0"), 1024, (v) => {
+    corrupt: patchBlock(treeBlock("/frag.bin", "ETB0"), (v) => {
       const n = v.getUint16(2, true);
       const leaf = v.getUint32(12 + 4, true);
       for (let i = 1; i < n; i++) v.setUint32(12 + 12 * i + 4, leaf, true);
@@ -107,7 +120,7 @@ const CASES: Case[] = [
     name: "overlapping leaf extents (libext2fs skips the next one too)",
     fixture: "ext4-deep",
     flag: "-ra",
-    corrupt: patchBlock(treeBlock("/frag.bin", "ETB1"), 1024, (v) => {
+    corrupt: patchBlock(treeBlock("/frag.bin", "ETB1"), (v) => {
       v.setUint32(12 + 12 * 1, 0, true); // second extent starts at logical 0 again
       v.setUint32(12 + 12 * 4, 1, true); // fifth overlaps the fourth partly
     }),
@@ -116,10 +129,35 @@ const CASES: Case[] = [
     name: "extent pointing past the end (-ra warnings)",
     fixture: "ext4-deep",
     flag: "-ra",
-    corrupt: patchBlock(treeBlock("/frag.bin", "ETB1"), 1024, (v) => {
+    corrupt: patchBlock(treeBlock("/frag.bin", "ETB1"), (v) => {
       v.setUint16(12 + 12 * 2 + 4, 3, true); // ee_len 3
       v.setUint32(12 + 12 * 2 + 8, 8190, true); // ee_start: 8190..8192, fs has 8192 blocks
     }),
+  },
+  {
+    name: "directory entry with a bad rec_len (-s)",
+    fixture: "ext4-default",
+    flag: "-rs",
+    stdout: true,
+    corrupt: patchBlock(dirBlock("/sub"), (v) => {
+      // "." is 12 bytes, ".." follows: give ".." a rec_len that is not a multiple of 4.
+      v.setUint16(12 + 4, 4083, true);
+    }),
+  },
+  {
+    name: "directory entry with a bad name_len (-s)",
+    fixture: "ext4-default",
+    flag: "-rs",
+    stdout: true,
+    corrupt: patchBlock(dirBlock("/sub"), (v) => {
+      v.setUint8(6, 10); // "." claims a 10-byte name in its 12-byte record
+    }),
+  },
+  {
+    name: "scrambled htree directory (-s)",
+    fixture: "ext3-htree",
+    flag: "-rs",
+    corrupt: () => {},
   },
   {
     name: "corrupt extent root (ignored)",
@@ -163,18 +201,27 @@ for (const c of CASES) {
       const wantLines = r.err.split("\n").slice(1).filter((l) => l !== "")
         .map((l) => l.replace(/^\S*e2image: /, "e2image: "));
       const lines: string[] = [];
+      const outLines: string[] = [];
       let code = 0;
       const src = openSource(img);
       try {
         const v = ExtVolume.open(src);
         const sel = v.e2imageSelection({
           allData: flag === "-ra",
+          scramble: flag === "-rs",
           onWarning: (l) => lines.push(l),
         });
+        const bs = v.blockSize;
+        const scr = new Set<number>();
+        for (const e of sel.scrambleBlocks) for (let i = 0; i < e.count; i++) scr.add(e.start + i);
+        const state = new ScrambleState();
         const sink = openSink(got, { mode: "create" });
-        copyExtents(src, sink, blocksToBytes(sel.blocks, v.blockSize), {
-          blockSize: v.blockSize,
-          size: v.blocksCount * v.blockSize,
+        copyExtents(src, sink, blocksToBytes(sel.blocks, bs), {
+          blockSize: bs,
+          size: v.blocksCount * bs,
+          transform: (off, b) => {
+            if (scr.has(off / bs)) scrambleDirBlock(b, off / bs, state, (l) => outLines.push(l));
+          },
         });
         sink.close();
       } catch (e) {
@@ -186,7 +233,11 @@ for (const c of CASES) {
       }
       assertEquals(lines, wantLines);
       assertEquals(code, r.code);
-      if (code === 0) assertEquals(run("cmp", [want, got]).code, 0);
+      if (code === 0) {
+        assertEquals(run("cmp", [want, got]).code, 0);
+        assertEquals(outLines, r.out.split("\n").filter((l) => l !== ""));
+        assertEquals(outLines.length > 0, c.stdout ?? false);
+      }
     },
   });
 }
