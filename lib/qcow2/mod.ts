@@ -8,6 +8,7 @@
  * - {@linkcode parseQcow2Header} / {@linkcode encodeQcow2Header}: the header codec.
  * - {@linkcode Qcow2Reader}: random access to the guest disk, {@linkcode Qcow2Reader.allocatedExtents}.
  * - {@linkcode writeQcow2}: extents of a source → QCOW2 image.
+ * - {@linkcode checkQcow2}: refcount and flag consistency, as `qemu-img check` reports it.
  *
  * @example
  * ```ts
@@ -28,6 +29,7 @@
 export * from "./header.ts";
 export * from "./reader.ts";
 export * from "./writer.ts";
+export * from "./check.ts";
 // The shared types in this module's signatures, so `@fsimage/fsimage/qcow2` documents itself.
 export type { Sink, SinkKind, Source } from "../io/types.ts";
 export type { BlockExtent, ByteExtent } from "../_internal/extents.ts";

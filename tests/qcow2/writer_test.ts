@@ -2,7 +2,12 @@ import assert from "node:assert/strict";
 import { mustRun, needs, run, sha256, tempDir } from "../_helpers.ts";
 import { FaultySource, MemorySink, MemorySource } from "../../lib/io/mod.ts";
 import { ReadError } from "../../lib/errors.ts";
-import { Qcow2Reader, writeQcow2, type WriteQcow2Options } from "../../lib/qcow2/mod.ts";
+import {
+  checkQcow2,
+  Qcow2Reader,
+  writeQcow2,
+  type WriteQcow2Options,
+} from "../../lib/qcow2/mod.ts";
 import type { ByteExtent } from "../../lib/_internal/extents.ts";
 import { assertMapMatchesQemu, makePattern, qemuCheck, qemuDataExtents, qemuImg } from "./_util.ts";
 
@@ -39,6 +44,8 @@ function checkWithQemu(dir: string, name: string, img: Uint8Array, expected: Uin
   assert.equal(json.leaks, undefined);
   assert.equal(json.corruptions, undefined);
   assert.equal(json["image-end-offset"], img.length);
+  const ours = checkQcow2(new MemorySource(img));
+  assert.deepEqual([ours.corruptions, ours.leaks, ours.imageEndOffset], [0, 0, img.length]);
   const cmp = run("qemu-img", ["compare", "-f", "raw", "-F", "qcow2", r, q]);
   assert.equal(cmp.code, 0, `${name}: qemu-img compare: ${cmp.out}${cmp.err}`);
 }
