@@ -23,7 +23,8 @@ export type PrivacyKind =
   | "uuid"
   | "dir-slack"
   | "record-slack"
-  | "file-data";
+  | "file-data"
+  | "free-space";
 
 /** One-line descriptions of each kind, for reports. */
 export const PRIVACY_KIND_TEXT: Readonly<Record<PrivacyKind, string>> = {
@@ -41,6 +42,7 @@ export const PRIVACY_KIND_TEXT: Readonly<Record<PrivacyKind, string>> = {
   "dir-slack": "stale bytes in directory and index blocks (slack)",
   "record-slack": "stale bytes past the end of MFT records",
   "file-data": "file data blocks present in the image",
+  "free-space": "non-zero unallocated blocks (contents of deleted files)",
 };
 
 /**

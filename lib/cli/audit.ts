@@ -15,13 +15,14 @@ import { PRIVACY_KIND_TEXT, type PrivacyFinding } from "../_internal/privacy.ts"
 import type { CommandContext } from "./context.ts";
 import { CliError, dropPermissions, openInput } from "./open.ts";
 
-const USAGE = `Usage: fsimage audit [--json] [--strict] [-q] IMAGE
+const USAGE = `Usage: fsimage audit [--json] [--strict] [--free-space] [-q] IMAGE
 
 Reports what an ext2/3/4 or NTFS image (raw metadata image or whole file system) still holds
 that could identify people or data: names, deleted entries, inline data, xattrs, symlink
 targets, journal contents, the label, the last-mounted path, slack bytes and file data.
   --json      print the findings as JSON
   --strict    count UUIDs and serial numbers as findings too
+  --free-space  also read the unallocated blocks (deleted files; slow on big sparse images)
   -q, --quiet print nothing; the exit status says it all
 Exit status: 0 clean, 1 identifying content found, 2 usage error or unreadable image.
 `;
@@ -68,6 +69,7 @@ export function auditCommand(args: string[], ctx: CommandContext): number {
       options: {
         json: { type: "boolean" },
         strict: { type: "boolean" },
+        "free-space": { type: "boolean" },
         quiet: { type: "boolean", short: "q" },
         help: { type: "boolean", short: "h" },
       },
@@ -109,7 +111,8 @@ export function auditCommand(args: string[], ctx: CommandContext): number {
     }
     let report;
     try {
-      report = format === "ext" ? auditExt(source) : auditNtfs(source);
+      const opts = { freeSpace: values["free-space"] ?? false };
+      report = format === "ext" ? auditExt(source, opts) : auditNtfs(source, opts);
     } catch (e) {
       if (e instanceof FsimageError) {
         ctx.stderr.write(`${ctx.programName}: ${path}: ${e.message}\n`);

@@ -16,7 +16,7 @@ import type { CommandContext } from "./context.ts";
 import { CliError, dropPermissions, openOutput } from "./open.ts";
 import { detectFormat, formatFindings } from "./audit.ts";
 
-const USAGE = `Usage: fsimage scrub [--keep-data] [--json] [-q] IMAGE
+const USAGE = `Usage: fsimage scrub [--keep-data] [--free-space] [--json] [-q] IMAGE
 
 Scrubs an ext2/3/4 or NTFS raw image IN PLACE: scrambles every file name (same length),
 wipes deleted entries, slack, inline data, xattr names and values, symlink targets (same
@@ -24,6 +24,7 @@ length), journal contents, the label and last-mounted path, and file data, redoi
 checksum so that e2fsck -fn / ntfsfix -n still pass. UUIDs and serial numbers are kept.
 Work on a copy: the original names and contents are gone afterwards.
   --keep-data  leave the data blocks of regular files as they are
+  --free-space also zero the unallocated blocks that are not zero (deleted files)
   --json       print the summary as JSON
   -q, --quiet  no summary
 Exit status: 0 scrubbed and clean, 1 error or content left, 2 usage error.
@@ -38,6 +39,7 @@ export function scrubCommand(args: string[], ctx: CommandContext): number {
       allowPositionals: true,
       options: {
         "keep-data": { type: "boolean" },
+        "free-space": { type: "boolean" },
         json: { type: "boolean" },
         quiet: { type: "boolean", short: "q" },
         help: { type: "boolean", short: "h" },
@@ -78,12 +80,13 @@ export function scrubCommand(args: string[], ctx: CommandContext): number {
       ctx.stderr.write(`${ctx.programName}: ${path}: neither an ext2/3/4 nor an NTFS image\n`);
       return 1;
     }
-    const wipeData = !values["keep-data"];
+    const freeSpace = values["free-space"] ?? false;
+    const opts = { wipeData: !values["keep-data"], freeSpace };
     let result, after;
     try {
-      result = format === "ext" ? scrubExt(image, { wipeData }) : scrubNtfs(image, { wipeData });
+      result = format === "ext" ? scrubExt(image, opts) : scrubNtfs(image, opts);
       image.sync?.();
-      after = format === "ext" ? auditExt(image) : auditNtfs(image);
+      after = format === "ext" ? auditExt(image, { freeSpace }) : auditNtfs(image, { freeSpace });
     } catch (e) {
       if (e instanceof FsimageError) {
         ctx.stderr.write(`${ctx.programName}: ${path}: ${e.message}\n`);

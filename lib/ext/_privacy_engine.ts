@@ -50,6 +50,11 @@ export interface PrivacyWriter {
 export interface ExtPrivacyWalkOptions {
   /** Scrub: also zero the data blocks of regular files (default true). */
   wipeData?: boolean;
+  /**
+   * Also read (audit) and zero (scrub) the blocks the block bitmaps mark free (default false:
+   * on a large sparse metadata image that reads every hole).
+   */
+  freeSpace?: boolean;
 }
 
 /** What a scrub changed, per kind, plus the repairs it made. */
@@ -99,6 +104,7 @@ export class ExtPrivacyWalk {
   readonly #csum: boolean;
   readonly #seed: number;
   readonly #wipeData: boolean;
+  readonly #freeSpace: boolean;
   readonly #doneXattrBlocks = new Set<number>();
   /** Counters of the repairs made. */
   readonly counts: ExtScrubCounts = { htreeConverted: 0, nameCollisions: 0, writes: 0 };
@@ -117,6 +123,7 @@ export class ExtPrivacyWalk {
     this.#csum = (vol.superblock.featureRoCompat & RO_COMPAT.METADATA_CSUM) !== 0;
     this.#seed = vol.csumSeed;
     this.#wipeData = options.wipeData ?? true;
+    this.#freeSpace = options.freeSpace ?? false;
   }
 
   get #scrub(): boolean {
@@ -145,6 +152,49 @@ export class ExtPrivacyWalk {
     const vol = this.#vol;
     const journalIno = vol.superblock.journalInum;
     for (let g = 0; g < vol.groupCount; g++) this.#group(g, journalIno);
+    if (this.#freeSpace) this.#free();
+  }
+
+  // ---- free space -------------------------------------------------------------------------
+
+  /** Blocks the (in-memory) block bitmaps mark free: counted and, in scrub mode, zeroed. */
+  #free(): void {
+    const vol = this.#vol;
+    const ratio = vol.clusterRatio;
+    const startC = Math.floor(vol.firstDataBlock / ratio);
+    const free: BlockRef[] = [];
+    let found = 0;
+    let sample = "";
+    const flush = () => {
+      this.#runs(free, (buf) => {
+        if (isZero(buf)) return false;
+        for (let k = 0; k < buf.length; k += this.#bs) {
+          const blk = buf.subarray(k, k + this.#bs);
+          if (!isZero(blk)) {
+            found++;
+            if (!sample) sample = printableRun(blk);
+          }
+        }
+        if (!this.#scrub) return false;
+        buf.fill(0);
+        return true;
+      });
+      free.length = 0;
+    };
+    for (let g = 0; g < vol.groupCount; g++) {
+      const bitmap = vol.blockBitmap(g);
+      const base = startC + g * vol.clustersPerGroup;
+      for (let c = 0; c < vol.clustersPerGroup; c++) {
+        if ((bitmap[c >> 3]! >> (c & 7)) & 1) continue;
+        const first = (base + c) * ratio;
+        for (let b = first; b < first + ratio && b < vol.blocksCount; b++) {
+          if (b >= vol.firstDataBlock) free.push({ lblk: 0, pblk: b });
+        }
+      }
+      if (free.length >= 65536) flush();
+    }
+    flush();
+    if (found) this.#find.add("free-space", found, sample || undefined);
   }
 
   // ---- superblock and backups -------------------------------------------------------------

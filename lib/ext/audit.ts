@@ -13,6 +13,12 @@ import { ExtPrivacyWalk } from "./_privacy_engine.ts";
 
 export type { PrivacyFinding, PrivacyKind, PrivacySeverity } from "../_internal/privacy.ts";
 
+/** Options of {@linkcode auditExt}. */
+export interface AuditExtOptions {
+  /** Also read the blocks the bitmaps mark free (default false; slow on big sparse images). */
+  freeSpace?: boolean;
+}
+
 /** The result of {@linkcode auditExt}. */
 export interface ExtAudit {
   /** "ext". */
@@ -36,9 +42,9 @@ export interface ExtAudit {
  * for (const f of report.findings) console.log(f.kind, f.count, f.samples);
  * ```
  */
-export function auditExt(source: Source): ExtAudit {
+export function auditExt(source: Source, options: AuditExtOptions = {}): ExtAudit {
   const vol = ExtVolume.open(source);
   const findings = new FindingCollector();
-  new ExtPrivacyWalk(vol, null, findings).run();
+  new ExtPrivacyWalk(vol, null, findings, options).run();
   return { format: "ext", findings: findings.findings(), clean: findings.leaks() === 0 };
 }

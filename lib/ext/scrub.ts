@@ -19,6 +19,8 @@ export type { PrivacyWriter } from "./_privacy_engine.ts";
 export interface ScrubExtOptions {
   /** Also zero the data blocks of regular files (default true). */
   wipeData?: boolean;
+  /** Also zero the unallocated blocks that are not zero (default false). */
+  freeSpace?: boolean;
 }
 
 /** What {@linkcode scrubExt} changed. */

@@ -26,6 +26,8 @@ export interface PrivacyWriter {
 export interface NtfsPrivacyWalkOptions {
   /** Scrub: also zero the non-resident data of user files (default true). */
   wipeData?: boolean;
+  /** Also read (audit) and zero (scrub) the clusters $Bitmap marks free (default false). */
+  freeSpace?: boolean;
 }
 
 /** Counters of what the scrub had to repair or could not do. */
@@ -82,6 +84,7 @@ export class NtfsPrivacyWalk {
   readonly #out: PrivacyWriter | null;
   readonly #find: FindingCollector;
   readonly #wipeData: boolean;
+  readonly #freeSpace: boolean;
   readonly #rs: number;
   readonly #cs: number;
   #upcase: Uint16Array | null = null;
@@ -111,6 +114,7 @@ export class NtfsPrivacyWalk {
     this.#out = writer;
     this.#find = findings;
     this.#wipeData = options.wipeData ?? true;
+    this.#freeSpace = options.freeSpace ?? false;
     this.#rs = vol.mftRecordSize;
     this.#cs = vol.clusterSize;
   }
@@ -129,6 +133,51 @@ export class NtfsPrivacyWalk {
     this.#indexBlocks();
     this.#logFile();
     this.#data();
+    if (this.#freeSpace) this.#free();
+  }
+
+  /** Clusters $Bitmap marks free: counted and, in scrub mode, zeroed where not zero. */
+  #free(): void {
+    const vol = this.#vol, cs = this.#cs;
+    const chunk = new Uint8Array(Math.min(65536, Math.ceil(vol.nrClusters / 8)));
+    const perRun = Math.max(1, Math.floor(MAX_RUN_BYTES / cs));
+    const buf = new Uint8Array(perRun * cs);
+    let found = 0;
+    let sample = "";
+    const visit = (first: number, count: number) => {
+      for (let c = 0; c < count; c += perRun) {
+        const n = Math.min(perRun, count - c);
+        const off = (first + c) * cs;
+        const b = buf.subarray(0, n * cs);
+        const got = this.#src.readAt(off, b);
+        b.fill(0, got);
+        if (isZero(b)) continue;
+        for (let k = 0; k < n; k++) if (!isZero(b.subarray(k * cs, (k + 1) * cs))) found++;
+        if (!sample) sample = sampleBytes(b);
+        if (this.#scrub) this.#out!.writeAt(off, new Uint8Array(got));
+      }
+    };
+    let runStart = -1;
+    for (let byte = 0; byte * 8 < vol.nrClusters; byte += chunk.length) {
+      const part = chunk.subarray(0, Math.min(chunk.length, Math.ceil(vol.nrClusters / 8) - byte));
+      try {
+        if (!vol.readRuns(vol.bitmapRuns, byte, part)) return;
+      } catch {
+        return;
+      }
+      for (let i = 0; i < part.length * 8; i++) {
+        const c = byte * 8 + i;
+        if (c >= vol.nrClusters) break;
+        const used = (part[i >> 3]! >> (i & 7)) & 1;
+        if (!used && runStart < 0) runStart = c;
+        if (used && runStart >= 0) {
+          visit(runStart, c - runStart);
+          runStart = -1;
+        }
+      }
+    }
+    if (runStart >= 0) visit(runStart, vol.nrClusters - runStart);
+    if (found) this.#find.add("free-space", found, sample || undefined);
   }
 
   // ---- pass 1: names ----------------------------------------------------------------------

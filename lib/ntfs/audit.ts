@@ -14,6 +14,12 @@ import { NtfsPrivacyWalk } from "./_privacy_engine.ts";
 
 export type { PrivacyFinding, PrivacyKind, PrivacySeverity } from "../_internal/privacy.ts";
 
+/** Options of {@linkcode auditNtfs}. */
+export interface AuditNtfsOptions {
+  /** Also read the clusters $Bitmap marks free (default false; slow on big sparse images). */
+  freeSpace?: boolean;
+}
+
 /** The result of {@linkcode auditNtfs}. */
 export interface NtfsAudit {
   /** "ntfs". */
@@ -36,9 +42,9 @@ export interface NtfsAudit {
  * console.log(report.clean, report.findings.map((f) => f.kind));
  * ```
  */
-export function auditNtfs(source: Source): NtfsAudit {
+export function auditNtfs(source: Source, options: AuditNtfsOptions = {}): NtfsAudit {
   const vol = NtfsVolume.open(source);
   const findings = new FindingCollector();
-  new NtfsPrivacyWalk(vol, null, findings).run();
+  new NtfsPrivacyWalk(vol, null, findings, options).run();
   return { format: "ntfs", findings: findings.findings(), clean: findings.leaks() === 0 };
 }

@@ -20,6 +20,8 @@ export type { PrivacyWriter } from "./_privacy_engine.ts";
 export interface ScrubNtfsOptions {
   /** Also zero the non-resident data of user files (default true). */
   wipeData?: boolean;
+  /** Also zero the unallocated blocks that are not zero (default false). */
+  freeSpace?: boolean;
 }
 
 /** What {@linkcode scrubNtfs} changed. */
