@@ -345,9 +345,17 @@ export function scanVolume(
   let reached = -1;
   let scan: NtfsScan;
   try {
-    scan = vol.scan({ onRecord: (r) => (reached = r) });
+    scan = vol.scan({
+      onRecord: (r) => (reached = r),
+      onCorruptInode: (n) =>
+        run.ctx.stderr.write(`ntfs_attr_find: Corrupt inode (${n}): Input/output error\n`),
+    });
   } catch (e) {
     scanProgress(p, 0, reached);
+    if (e instanceof CorruptImageError && e.details.structure === "runlist") {
+      if (run.ctx.debug) run.ctx.stderr.write(`${e.message}\n`);
+      perrExit(run, "ntfs_decompress_mapping_pairs", "EIO");
+    }
     if (e instanceof CorruptImageError) {
       errExit(run, `${e.details.compat ?? e.message}\n`);
     }

@@ -153,8 +153,23 @@ export function parseAttributes(
   rec: Uint8Array,
   header: MftRecordHeader,
   base = 0,
+  options: { lenient?: boolean; onTruncated?: (error: CorruptImageError) => void } = {},
 ): NtfsAttribute[] {
   const out: NtfsAttribute[] = [];
+  if (options.lenient) {
+    // libntfs's attribute lookup stops (EIO) at the first malformed attribute record: keep
+    // what came before it. Runlist errors still throw, as ntfsclone then exits.
+    try {
+      return parseAttributes(rec, header, base);
+    } catch (e) {
+      if (!(e instanceof CorruptImageError) || e.details.structure === "runlist") throw e;
+      options.onTruncated?.(e);
+      const at = e.details.offset;
+      const good: NtfsAttribute[] = [];
+      for (const a of lenientPrefix(rec, header, base, at)) good.push(a);
+      return good;
+    }
+  }
   const limit = Math.min(header.bytesInUse, rec.length);
   let p = header.attrsOffset;
   for (let guard = 0; guard < rec.length / 16; guard++) {
@@ -232,6 +247,36 @@ export function parseAttributes(
     p += length;
   }
   return corrupt("too many attributes", base, p, "type");
+}
+
+/** The attributes that lie wholly before byte `bad` (absolute), parsed one by one. */
+function lenientPrefix(
+  rec: Uint8Array,
+  header: MftRecordHeader,
+  base: number,
+  bad: number | undefined,
+): NtfsAttribute[] {
+  if (bad === undefined) return [];
+  // Re-parse with bytes_in_use cut just before the bad attribute's start.
+  let p = header.attrsOffset;
+  const starts: number[] = [];
+  while (p + 8 <= rec.length && base + p <= bad) {
+    const len = u32(rec, p + 4);
+    if (u32(rec, p) === AttrType.END || len < 24 || len % 8 !== 0) break;
+    starts.push(p);
+    p += len;
+  }
+  for (let k = starts.length - 1; k >= 0; k--) {
+    const cut = starts[k]!;
+    const copy = rec.slice(0, cut + 4);
+    copy.set([0xff, 0xff, 0xff, 0xff], cut);
+    try {
+      return parseAttributes(copy, { ...header, bytesInUse: cut + 4 }, base);
+    } catch (e) {
+      if (!(e instanceof CorruptImageError) || e.details.structure === "runlist") throw e;
+    }
+  }
+  return [];
 }
 
 /** The resident value of an attribute (a view into `rec`). */

@@ -132,6 +132,11 @@ export interface NtfsWalkOptions {
   onRecord?: (record: number, last: number) => void;
   /** Also yield records that are not in use (`header.inUse` false) and extent records. */
   all?: boolean;
+  /**
+   * Called when an inode's attributes end early at a malformed attribute record (libntfs
+   * logs `ntfs_attr_find: Corrupt inode (n)` and stops there too).
+   */
+  onCorruptInode?: (inode: number) => void;
 }
 
 function corrupt(message: string, offset: number, structure: string, compat?: string): never {
@@ -605,7 +610,7 @@ export class NtfsVolume {
           if (options.all) yield { inode: ino, bytes, header, extents: new Map(), attributes: [] };
           continue;
         }
-        const inode = this.#openInode(ino, bytes, header, base);
+        const inode = this.#openInode(ino, bytes, header, base, options.onCorruptInode);
         if (inode) yield inode;
       }
     }
@@ -616,8 +621,10 @@ export class NtfsVolume {
     bytes: Uint8Array,
     header: MftRecordHeader,
     base: number,
+    onCorrupt?: (inode: number) => void,
   ): NtfsWalkInode | undefined {
-    const attrs = parseAttributes(bytes, header, base);
+    const onTruncated = () => onCorrupt?.(ino);
+    const attrs = parseAttributes(bytes, header, base, { lenient: true, onTruncated });
     const extents = new Map<number, Uint8Array>();
     const list = attrs.find((a) => a.type === AttrType.ATTRIBUTE_LIST);
     if (!list) {
@@ -652,7 +659,10 @@ export class NtfsVolume {
         recBytes = x.bytes;
         extents.set(e.record, x.bytes);
         try {
-          recAttrs = parseAttributes(x.bytes, x.header, this.#recordOffset(e.record));
+          recAttrs = parseAttributes(x.bytes, x.header, this.#recordOffset(e.record), {
+            lenient: true,
+            onTruncated,
+          });
         } catch (err) {
           if (err instanceof CorruptImageError) return undefined;
           throw err;
@@ -675,7 +685,9 @@ export class NtfsVolume {
    * inode, detects clusters referenced twice, cross-checks the result against $Bitmap and
    * drops the bad clusters.
    */
-  scan(options: { onRecord?: (record: number, last: number) => void } = {}): NtfsScan {
+  scan(
+    options: Pick<NtfsWalkOptions, "onRecord" | "onCorruptInode"> = {},
+  ): NtfsScan {
     interface R {
       start: number;
       count: number;
@@ -688,7 +700,7 @@ export class NtfsVolume {
     let inuse = 0;
     let order = 0;
     const nr = this.nrClusters;
-    for (const ino of this.walk({ onRecord: options.onRecord })) {
+    for (const ino of this.walk(options)) {
       for (const wa of ino.attributes) {
         const a = wa.attr;
         order++;
