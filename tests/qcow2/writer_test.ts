@@ -432,3 +432,22 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "writeQcow2() with a refcount table of several clusters and dozens of refcount blocks",
+  ...needs("qemu-img"),
+  fn() {
+    using dir = tempDir("fsimage-qcow2-");
+    // 12 MiB of data in 512-byte clusters: 24576 data clusters, 256 refcounts per block, so
+    // about 100 refcount blocks and a refcount table of 2 clusters (64 entries each).
+    const size = 12 << 20;
+    const raw = makePattern(size, 55).map((x) => x | 0x80);
+    const { bytes, result } = write(raw, [{ offset: 0, length: size }], {
+      virtualSize: size,
+      clusterSize: 512,
+    });
+    assert.ok(result.header.refcountTableClusters >= 2);
+    assert.equal(result.dataClusters, size / 512);
+    checkWithQemu(dir.path, "many-rb", bytes, raw);
+  },
+});
