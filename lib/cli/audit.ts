@@ -11,13 +11,14 @@ import { FsimageError } from "../errors.ts";
 import type { Source } from "../io/types.ts";
 import { auditExt } from "../ext/audit.ts";
 import { auditNtfs } from "../ntfs/audit.ts";
+import { probeQcow2, Qcow2Reader } from "../qcow2/reader.ts";
 import { PRIVACY_KIND_TEXT, type PrivacyFinding } from "../_internal/privacy.ts";
 import type { CommandContext } from "./context.ts";
 import { CliError, dropPermissions, openInput } from "./open.ts";
 
 const USAGE = `Usage: fsimage audit [--json] [--strict] [--free-space] [-q] IMAGE
 
-Reports what an ext2/3/4 or NTFS image (raw metadata image or whole file system) still holds
+Reports what an ext2/3/4 or NTFS image (raw or QCOW2 metadata image, or a whole file system) holds
 that could identify people or data: names, deleted entries, inline data, xattrs, symlink
 targets, journal contents, the label, the last-mounted path, slack bytes and file data.
   --json      print the findings as JSON
@@ -104,15 +105,19 @@ export function auditCommand(args: string[], ctx: CommandContext): number {
       ctx.stderr.write(`${ctx.programName}: ${path}: needs a file or device, not a pipe\n`);
       return 2;
     }
-    const format = detectFormat(source);
-    if (!format) {
-      ctx.stderr.write(`${ctx.programName}: ${path}: neither an ext2/3/4 nor an NTFS image\n`);
-      return 2;
-    }
+    let image: Source = source;
     let report;
+    let format: ImageFormat | undefined;
     try {
+      // A QCOW2 image (e2image -Q) is read through its guest disk.
+      if (probeQcow2(source)) image = Qcow2Reader.open(source);
+      format = detectFormat(image);
+      if (!format) {
+        ctx.stderr.write(`${ctx.programName}: ${path}: neither an ext2/3/4 nor an NTFS image\n`);
+        return 2;
+      }
       const opts = { freeSpace: values["free-space"] ?? false };
-      report = format === "ext" ? auditExt(source, opts) : auditNtfs(source, opts);
+      report = format === "ext" ? auditExt(image, opts) : auditNtfs(image, opts);
     } catch (e) {
       if (e instanceof FsimageError) {
         ctx.stderr.write(`${ctx.programName}: ${path}: ${e.message}\n`);

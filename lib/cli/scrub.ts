@@ -15,6 +15,7 @@ import { auditNtfs } from "../ntfs/audit.ts";
 import type { CommandContext } from "./context.ts";
 import { CliError, dropPermissions, openOutput } from "./open.ts";
 import { detectFormat, formatFindings } from "./audit.ts";
+import { probeQcow2 } from "../qcow2/reader.ts";
 
 const USAGE = `Usage: fsimage scrub [--keep-data] [--free-space] [--json] [-q] IMAGE
 
@@ -74,6 +75,12 @@ export function scrubCommand(args: string[], ctx: CommandContext): number {
     if (image.kind === "stream") {
       ctx.stderr.write(`${ctx.programName}: ${path}: needs a file or device, not a pipe\n`);
       return 2;
+    }
+    if (probeQcow2(image)) {
+      ctx.stderr.write(
+        `${ctx.programName}: ${path}: scrub works on raw images; convert it first (e2image -r ${path} out.raw)\n`,
+      );
+      return 1;
     }
     const format = detectFormat(image);
     if (!format) {

@@ -4,7 +4,7 @@
  * the scrub's summary.
  */
 import assert from "node:assert/strict";
-import { needs, runFsimage, tempDir } from "../_helpers.ts";
+import { mustRun, needs, runFsimage, tempDir } from "../_helpers.ts";
 import { buildExtUnmounted, SECRET } from "./_fixtures.ts";
 
 const MKFS = needs("mkfs.ext4", "debugfs", "e2fsck");
@@ -68,4 +68,27 @@ Deno.test("fsimage audit/scrub usage errors and unreadable images exit 2", () =>
   const h = runFsimage(["audit", "--help"], { flags: [] });
   assert.equal(h.code, 0);
   assert.match(h.out, /^Usage: fsimage audit/);
+});
+
+Deno.test({
+  name: "fsimage audit reads an e2image -Q QCOW2 image; scrub refuses it",
+  ...needs("mkfs.ext4", "debugfs", "e2image"),
+  fn() {
+    using tmp = tempDir("fsp-");
+    const img = buildExtUnmounted(tmp.path, "q");
+    const q = `${tmp.path}/q.qcow2`;
+    const raw = `${tmp.path}/q.raw`;
+    mustRun("e2image", ["-Q", img, q]);
+    mustRun("e2image", ["-r", img, raw]);
+    const flags = ["--allow-read"];
+    const fromQ = runFsimage(["audit", "--json", q], { flags });
+    const fromRaw = runFsimage(["audit", "--json", raw], { flags });
+    assert.equal(fromQ.code, 1, fromQ.err);
+    assert.deepEqual(JSON.parse(fromQ.out).findings, JSON.parse(fromRaw.out).findings);
+    const before = Deno.readFileSync(q);
+    const s = runFsimage(["scrub", q], { flags: ["--allow-read", "--allow-write"] });
+    assert.equal(s.code, 1);
+    assert.match(s.err, /scrub works on raw images; convert it first/);
+    assert.deepEqual(Deno.readFileSync(q), before);
+  },
 });
