@@ -6,7 +6,13 @@
 import assert from "node:assert/strict";
 import { existsSync, statSync } from "node:fs";
 import { MAIN, needs, run, runFsimage, type RunResult, tempDir } from "../_helpers.ts";
-import { buildEmptyVolume, ntfsFixture, setDirty, toggleBitmapBit } from "../ntfs/_fixtures.ts";
+import {
+  buildEmptyVolume,
+  ntfsFixture,
+  patchAttributeByte,
+  setDirty,
+  toggleBitmapBit,
+} from "../ntfs/_fixtures.ts";
 
 const ORACLE = needs("ntfsclone");
 
@@ -373,5 +379,19 @@ Deno.test({
       ]);
       assert.equal(r.out.trim(), "141", cmd);
     }
+  },
+});
+
+Deno.test({
+  name: "ntfsclone -s of a volume with a malformed attribute record: same image and messages",
+  ...ORACLE,
+  fn() {
+    using d = tempDir();
+    const vol = ntfsFixture("c4k", { fresh: true });
+    patchAttributeByte(vol, 100, 1, 4, 3); // attribute length 3
+    const p = both(d.path, ["-s", "-o", "OUT", vol]);
+    assertSameRun(p, "-s");
+    assertSameFile(p.refOut, p.tsOut, "image");
+    assert.match(p.ts.err, /ntfs_attr_find: Corrupt inode \(100\): Input\/output error/);
   },
 });

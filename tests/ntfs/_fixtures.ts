@@ -149,3 +149,31 @@ export function buildEmptyVolume(
   mustRun("mkntfs", args);
   return path;
 }
+
+/**
+ * Overwrites one byte of attribute record `index` of MFT record `inode` (fixups kept intact:
+ * the byte must not be a sector's last word). Returns the byte's absolute offset.
+ */
+export function patchAttributeByte(
+  path: string,
+  inode: number,
+  index: number,
+  field: number,
+  value: number,
+): number {
+  using src = openSource(path);
+  const v = NtfsVolume.open(src);
+  const rs = v.mftRecordSize;
+  const run = v.mftRuns.find((r) => inode * rs < (r.vcn + r.length) * v.clusterSize)!;
+  const at = run.lcn * v.clusterSize + inode * rs - run.vcn * v.clusterSize;
+  const raw = new Uint8Array(rs);
+  src.readAt(at, raw);
+  const rec = raw.slice();
+  undoFixups(rec);
+  const a = parseAttributes(rec, parseMftRecordHeader(rec)!)[index]!;
+  const off = at + a.offset + field;
+  using f = Deno.openSync(path, { read: true, write: true });
+  f.seekSync(off, Deno.SeekMode.Start);
+  f.writeSync(new Uint8Array([value]));
+  return off;
+}
