@@ -25,6 +25,7 @@ import {
   S_IFREG,
 } from "./inode.ts";
 import { walkInodeBlocks } from "./block_map.ts";
+import { type BlockExtent, mergeBlockExtents } from "../_internal/extents.ts";
 import type { ExtVolume } from "./volume.ts";
 import {
   DIRENT_TAIL_SIZE,
@@ -106,6 +107,7 @@ export class ExtPrivacyWalk {
   readonly #wipeData: boolean;
   readonly #freeSpace: boolean;
   readonly #doneXattrBlocks = new Set<number>();
+  readonly #pendingData: BlockExtent[] = [];
   /** Counters of the repairs made. */
   readonly counts: ExtScrubCounts = { htreeConverted: 0, nameCollisions: 0, writes: 0 };
 
@@ -152,6 +154,7 @@ export class ExtPrivacyWalk {
     const vol = this.#vol;
     const journalIno = vol.superblock.journalInum;
     for (let g = 0; g < vol.groupCount; g++) this.#group(g, journalIno);
+    this.#flushData();
     if (this.#freeSpace) this.#free();
   }
 
@@ -162,39 +165,26 @@ export class ExtPrivacyWalk {
     const vol = this.#vol;
     const ratio = vol.clusterRatio;
     const startC = Math.floor(vol.firstDataBlock / ratio);
-    const free: BlockRef[] = [];
-    let found = 0;
+    let total = 0;
     let sample = "";
-    const flush = () => {
-      this.#runs(free, (buf) => {
-        if (isZero(buf)) return false;
-        for (let k = 0; k < buf.length; k += this.#bs) {
-          const blk = buf.subarray(k, k + this.#bs);
-          if (!isZero(blk)) {
-            found++;
-            if (!sample) sample = printableRun(blk);
-          }
-        }
-        if (!this.#scrub) return false;
-        buf.fill(0);
-        return true;
-      });
-      free.length = 0;
-    };
     for (let g = 0; g < vol.groupCount; g++) {
       const bitmap = vol.blockBitmap(g);
       const base = startC + g * vol.clustersPerGroup;
+      const free: BlockExtent[] = [];
       for (let c = 0; c < vol.clustersPerGroup; c++) {
         if ((bitmap[c >> 3]! >> (c & 7)) & 1) continue;
-        const first = (base + c) * ratio;
-        for (let b = first; b < first + ratio && b < vol.blocksCount; b++) {
-          if (b >= vol.firstDataBlock) free.push({ lblk: 0, pblk: b });
-        }
+        const first = Math.max((base + c) * ratio, vol.firstDataBlock);
+        const end = Math.min((base + c + 1) * ratio, vol.blocksCount);
+        if (end <= first) continue;
+        const last = free[free.length - 1];
+        if (last && last.start + last.count === first) last.count += end - first;
+        else free.push({ start: first, count: end - first });
       }
-      if (free.length >= 65536) flush();
+      const r = this.#wipeExtents(free, true);
+      total += r.count;
+      if (!sample) sample = r.sample;
     }
-    flush();
-    if (found) this.#find.add("free-space", found, sample || undefined);
+    if (total) this.#find.add("free-space", total, sample || undefined);
   }
 
   // ---- superblock and backups -------------------------------------------------------------
@@ -661,26 +651,51 @@ export class ExtPrivacyWalk {
     });
   }
 
+  /** Queues the data blocks of a regular file; they are read in merged batches later. */
   #fileData(inode: ExtInode): void {
-    const blocks = this.#dataBlocks(inode);
-    if (blocks.length === 0) return;
-    blocks.sort((a, b) => a.pblk - b.pblk);
-    let found = 0;
-    let sample: string | undefined;
-    this.#runs(blocks, (buf) => {
-      if (isZero(buf)) return false;
-      for (let k = 0; k < buf.length; k += this.#bs) {
-        const blk = buf.subarray(k, k + this.#bs);
-        if (!isZero(blk)) {
-          found++;
-          if (!sample) sample = printableRun(blk);
+    const max = this.#vol.blocksCount;
+    walkInodeBlocks(inode, this.#vol.walkContext(), (start, count, blockcnt) => {
+      if (blockcnt < 0 || start >= max) return;
+      this.#pendingData.push({ start, count: Math.min(count, max - start) });
+    });
+    if (this.#pendingData.length >= 1 << 20) this.#flushData();
+  }
+
+  #flushData(): void {
+    const found = this.#wipeExtents(mergeBlockExtents(this.#pendingData), this.#wipeData);
+    this.#pendingData.length = 0;
+    if (found.count) this.#find.add("file-data", found.count, found.sample || undefined);
+  }
+
+  /**
+   * Reads `extents` (sorted, merged) in batches of up to 1 MiB, counts the non-zero blocks and,
+   * when scrubbing and `wipe`, zeroes the batches that are not zero.
+   */
+  #wipeExtents(extents: readonly BlockExtent[], wipe: boolean): { count: number; sample: string } {
+    const bs = this.#bs, maxBlocks = Math.max(1, MAX_RUN_BYTES / bs);
+    const buf = new Uint8Array(maxBlocks * bs);
+    let count = 0;
+    let sample = "";
+    for (const e of extents) {
+      for (let b = e.start; b < e.start + e.count; b += maxBlocks) {
+        const n = Math.min(maxBlocks, e.start + e.count - b);
+        const chunk = buf.subarray(0, n * bs);
+        this.#read(b * bs, chunk);
+        if (isZero(chunk)) continue;
+        for (let k = 0; k < chunk.length; k += bs) {
+          const blk = chunk.subarray(k, k + bs);
+          if (!isZero(blk)) {
+            count++;
+            if (!sample) sample = printableRun(blk);
+          }
+        }
+        if (this.#scrub && wipe) {
+          chunk.fill(0);
+          this.#write(b * bs, chunk);
         }
       }
-      if (!this.#scrub || !this.#wipeData) return false;
-      buf.fill(0);
-      return true;
-    });
-    if (found) this.#find.add("file-data", found, sample || undefined);
+    }
+    return { count, sample };
   }
 
   #journal(inode: ExtInode): void {
