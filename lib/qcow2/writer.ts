@@ -28,6 +28,7 @@
  *
  * @module
  */
+import * as zlib from "node:zlib";
 import { ReadError } from "../errors.ts";
 import type { BlockExtent, ByteExtent } from "../_internal/extents.ts";
 import { normalizeExtents, validateExtents } from "../_internal/extents.ts";
@@ -73,6 +74,13 @@ export interface WriteQcow2Options {
   onProgress?: (done: number, total: number) => void;
   /** Bytes per read/write batch (rounded down to whole clusters, at least one); default 4 MiB. */
   bufferSize?: number;
+  /**
+   * Store each data cluster deflate-compressed (raw deflate, 4 KiB window, as `qemu-img convert
+   * -c`) when that makes it smaller; compressed streams are packed byte by byte. Default false.
+   * `e2image -r` cannot read compressed images. A stream sink compresses every cluster twice
+   * (the pre-pass needs the sizes) and refuses a transform.
+   */
+  compress?: boolean;
 }
 
 /** What {@linkcode writeQcow2} wrote. */
@@ -85,6 +93,8 @@ export interface Qcow2WriteResult {
   zeroClusters: number;
   /** Selected clusters left out because they could not be read. */
   unreadableClusters: number;
+  /** Data clusters stored compressed (a subset of `dataClusters`). */
+  compressedClusters: number;
   /** L2 tables stored. */
   l2Tables: number;
   /** Bytes read from the source. */
@@ -282,18 +292,30 @@ class L2Builder {
     this.#table = new Uint8Array(l.clusterSize);
     this.used = new Uint8Array(l.l2Slots);
   }
-  /** Maps guest cluster `c` to the `index`-th data cluster. */
-  add(c: number, index: number): void {
-    const cs = this.#l.clusterSize, n = cs / 8;
+  /** Returns the byte position of guest cluster `c`'s entry, switching tables as needed. */
+  #entry(c: number): number {
+    const n = this.#l.clusterSize / 8;
     const i = Math.floor(c / n);
     if (i !== this.#cur) {
       this.finish();
       this.#cur = i;
       this.#slot = this.#slots.slot(i);
     }
-    const p = (c - i * n) * 8;
-    be64(this.#table, p, (this.#l.dataCluster + index) * cs);
+    return (c - i * n) * 8;
+  }
+  /** Maps guest cluster `c` to the data cluster at file offset `host` (refcount 1: COPIED). */
+  add(c: number, host: number): void {
+    const p = this.#entry(c);
+    be64(this.#table, p, host);
     this.#table[p] = this.#table[p]! | COPIED_HI;
+  }
+  /** Maps guest cluster `c` to the compressed stream of `len` bytes at file offset `at`. */
+  addCompressed(c: number, at: number, len: number): void {
+    const p = this.#entry(c);
+    const x = 62 - (Math.log2(this.#l.clusterSize) - 8); // offset bits
+    const nsect = Math.floor((at + len - 1) / 512) - Math.floor(at / 512);
+    const entry = (1n << 62n) | (BigInt(nsect) << BigInt(x)) | BigInt(at);
+    new DataView(this.#table.buffer).setBigUint64(p, entry, false);
   }
   /** Writes the table being filled, if any. */
   finish(): void {
@@ -304,6 +326,88 @@ class L2Builder {
     this.#table.fill(0);
     this.#cur = -1;
   }
+}
+
+/**
+ * Places data clusters in the data area in ascending guest order: normal clusters on cluster
+ * boundaries, compressed streams byte after byte. With compression it counts the references of
+ * every host cluster of the data area (several streams may share one); without, every data
+ * cluster has exactly one and nothing is stored.
+ */
+class DataPlacer {
+  /** Bytes used after the start of the data area. */
+  pos = 0;
+  #cs: number;
+  #start: number;
+  #refs: Uint16Array | undefined;
+  constructor(cs: number, start: number, compress: boolean) {
+    this.#cs = cs;
+    this.#start = start;
+    if (compress) this.#refs = new Uint16Array(256);
+  }
+  /** Host clusters of the data area in use. */
+  get clusters(): number {
+    return Math.ceil(this.pos / this.#cs);
+  }
+  /** True when references are counted per host cluster (compression); else each is 1. */
+  get counted(): boolean {
+    return this.#refs !== undefined;
+  }
+  /** References of data-area host cluster `k` (< clusters). */
+  refcount(k: number): number {
+    return this.#refs ? this.#refs[k]! : 1;
+  }
+  /** Places a normal cluster; returns its file offset. */
+  normal(): number {
+    const cs = this.#cs;
+    const p = Math.ceil(this.pos / cs) * cs;
+    this.#inc(p / cs, p / cs);
+    this.pos = p + cs;
+    return this.#start + p;
+  }
+  /** Places a compressed stream of `len` bytes; returns its file offset. */
+  compressed(len: number): number {
+    const cs = this.#cs;
+    let p = this.pos;
+    // Never let a shared host cluster reach the 16-bit refcount maximum.
+    if (p % cs !== 0 && this.#refs![Math.floor(p / cs)]! >= 0xfffe) p = Math.ceil(p / cs) * cs;
+    this.#inc(Math.floor(p / cs), Math.floor((p + len - 1) / cs));
+    this.pos = p + len;
+    return this.#start + p;
+  }
+  #inc(a: number, b: number): void {
+    const r = this.#refs;
+    if (!r) return;
+    if (b >= r.length) {
+      const g = new Uint16Array(Math.max(b + 1, r.length * 2));
+      g.set(r);
+      this.#refs = g;
+    }
+    for (let k = a; k <= b; k++) this.#refs![k]!++;
+  }
+}
+
+/** A growable list of u32 (compressed sizes planned by a stream's pre-pass). */
+class U32List {
+  #a = new Uint32Array(256);
+  length = 0;
+  push(v: number): void {
+    if (this.length === this.#a.length) {
+      const g = new Uint32Array(this.length * 2);
+      g.set(this.#a);
+      this.#a = g;
+    }
+    this.#a[this.length++] = v;
+  }
+  at(i: number): number {
+    return this.#a[i]!;
+  }
+}
+
+/** Raw-deflates a cluster as qemu does; `undefined` when that does not make it smaller. */
+function deflateCluster(blk: Uint8Array): Uint8Array | undefined {
+  const z = zlib.deflateRawSync(blk, { windowBits: 12, memLevel: 9 });
+  return z.length < blk.length ? new Uint8Array(z.buffer, z.byteOffset, z.length) : undefined;
 }
 
 /** Buffered writer of the file in ascending order; holes are skipped or zero-filled. */
@@ -423,6 +527,12 @@ export function writeQcow2(
   const ext = normalizeExtents(extents);
   const skipZero = options.skipZeroClusters ?? true;
   const stream = sink.kind === "stream";
+  const compress = options.compress ?? false;
+  if (compress && stream && options.transform) {
+    throw new TypeError(
+      "A compressed QCOW2 image cannot be streamed with a transform (the sizes are planned first)",
+    );
+  }
   const cb = Math.log2(cs);
   const batch = Math.max(
     cs,
@@ -445,7 +555,8 @@ export function writeQcow2(
   }
   const layout = planQcow2Layout(sel, cs, V);
   const dataStart = layout.dataCluster * cs;
-  const passes = stream && skipZero ? 2 : 1;
+  const prePass = stream && (skipZero || compress);
+  const passes = prePass ? 2 : 1;
   const totalBytes = selCount * cs * passes;
   let doneBytes = 0;
   let bytesRead = 0;
@@ -510,15 +621,18 @@ export function writeQcow2(
   let unreadable = 0;
   let zeroClusters = 0;
   let dataCount = 0;
+  let compressedCount = 0;
   let l2Tables = 0;
+  const placer = new DataPlacer(cs, dataStart, compress);
 
   // Streams: decide every cluster first, then write the tables, then the data.
   let planned: RunList | undefined;
   let plannedBad: RunList | undefined;
+  const sizes = compress && stream ? new U32List() : undefined; // 0: stored uncompressed
   if (stream) {
     planned = new RunList();
     plannedBad = new RunList();
-    if (skipZero) {
+    if (prePass) {
       for (const r of sel) {
         for (let c0 = r.start; c0 < r.start + r.count; c0 += bc) {
           const k = Math.min(bc, r.start + r.count - c0);
@@ -529,7 +643,12 @@ export function writeQcow2(
             if (failed[fi] === c) {
               fi++;
               plannedBad.add(c);
-            } else if (!isZero(buf.subarray(i * cs, (i + 1) * cs))) planned.add(c);
+              continue;
+            }
+            const blk = buf.subarray(i * cs, (i + 1) * cs);
+            if (skipZero && isZero(blk)) continue;
+            planned.add(c);
+            if (sizes) sizes.push(deflateCluster(blk)?.length ?? 0);
           }
           progress(k * cs);
         }
@@ -539,14 +658,27 @@ export function writeQcow2(
     } else {
       for (const r of sel) planned.add(r.start, r.count);
     }
-    const used = usedSlots(layout, planned);
-    writeTables(out, layout, used, planned.count, header);
+    // Where every planned cluster will go (a dry run of the placer), for the refcounts; then
+    // the same placement again for the L2 tables.
+    const place = (p: DataPlacer, each: (c: number, at: number, len: number) => void) => {
+      let n = 0;
+      for (let i = 0; i < planned!.length; i++) {
+        const a = planned!.start(i), m = planned!.size(i);
+        for (let c = a; c < a + m; c++) {
+          const len = sizes ? sizes.at(n) : 0;
+          n++;
+          each(c, len ? p.compressed(len) : p.normal(), len);
+        }
+      }
+    };
+    const dry = new DataPlacer(cs, dataStart, compress);
+    place(dry, () => {});
+    writeTables(out, layout, usedSlots(layout, planned), dry, header);
     const l2 = new L2Builder(layout, out);
-    let index = 0;
-    for (let i = 0; i < planned.length; i++) {
-      const a = planned.start(i), n = planned.size(i);
-      for (let c = a; c < a + n; c++) l2.add(c, index++);
-    }
+    place(new DataPlacer(cs, dataStart, compress), (c, at, len) => {
+      if (len) l2.addCompressed(c, at, len);
+      else l2.add(c, at);
+    });
     l2.finish();
     l2Tables = l2.tables;
   }
@@ -576,6 +708,14 @@ export function writeQcow2(
           const blk = buf.subarray(i * cs, (i + 1) * cs);
           const isData = isPlanned.has(c);
           if (isData && failed.includes(c)) {
+            if (sizes) {
+              throw new ReadError(
+                source.name,
+                c * cs,
+                cs,
+                "cluster became unreadable after the pre-pass",
+              );
+            }
             keep.push(i); // unreadable now, not in the pre-pass: stored as zeros
             unreadable++;
             continue;
@@ -606,16 +746,41 @@ export function writeQcow2(
           else keep.push(i);
         }
       }
-      // Pack the kept clusters and write them in one call.
-      if (keep.length > 0) {
-        const first = dataCount;
+      if (compress) {
+        for (const i of keep) {
+          const blk = buf.subarray(i * cs, (i + 1) * cs);
+          const z = deflateCluster(blk);
+          if (sizes && (z?.length ?? 0) !== sizes.at(dataCount)) {
+            throw new Error(
+              `Compression of the cluster at byte 0x${
+                ((c0 + i) * cs).toString(16)
+              } differed between passes`,
+            );
+          }
+          if (z) {
+            const at = placer.compressed(z.length);
+            out.put(at, z);
+            l2b?.addCompressed(c0 + i, at, z.length);
+            compressedCount++;
+          } else {
+            const at = placer.normal();
+            out.put(at, blk);
+            l2b?.add(c0 + i, at);
+          }
+          dataCount++;
+        }
+      } else if (keep.length > 0) {
+        // Pack the kept clusters and write them in one call.
+        let first = -1;
         for (let j = 0; j < keep.length; j++) {
           const i = keep[j]!;
           if (i !== j) buf.copyWithin(j * cs, i * cs, (i + 1) * cs);
-          l2b?.add(c0 + i, dataCount);
+          const at = placer.normal();
+          if (first < 0) first = at;
+          l2b?.add(c0 + i, at);
           dataCount++;
         }
-        out.put(dataStart + first * cs, buf.subarray(0, keep.length * cs));
+        out.put(first, buf.subarray(0, keep.length * cs));
       }
       progress(k * cs);
     }
@@ -627,13 +792,13 @@ export function writeQcow2(
     l2out.flush();
     l2Tables = l2b.tables;
     const meta = new Emitter(sink, batch);
-    writeTables(meta, layout, l2b.used, dataCount, undefined);
+    writeTables(meta, layout, l2b.used, placer, undefined);
     meta.flush();
     sink.writeAt(0, padCluster(encodeQcow2Header(header), cs));
   } else if (planned && dataCount !== planned.count) {
     throw new Error(`Internal error: planned ${planned.count} data clusters, wrote ${dataCount}`);
   }
-  const imageSize = dataStart + dataCount * cs;
+  const imageSize = dataStart + placer.clusters * cs;
   if (stream) {
     if (out.position < imageSize) {
       out.zeros(imageSize - out.position);
@@ -645,6 +810,7 @@ export function writeQcow2(
   return {
     imageSize,
     dataClusters: dataCount,
+    compressedClusters: compressedCount,
     zeroClusters,
     unreadableClusters: unreadable,
     l2Tables,
@@ -702,16 +868,17 @@ function makeHeader(version: 2 | 3, cb: number, size: number, l: Qcow2Layout): Q
 
 /**
  * Emits cluster 0 (when `header` is given), the L1 table, the refcount table and the
- * referenced refcount blocks, in file order, for `dataCount` packed data clusters and the used
- * L2 slots `used`.
+ * referenced refcount blocks, in file order, for the data placed by `data` and the used L2
+ * slots `used`.
  */
 function writeTables(
   out: Emitter,
   l: Qcow2Layout,
   used: Uint8Array,
-  dataCount: number,
+  data: DataPlacer,
   header: Qcow2Header | undefined,
 ): void {
+  const dataCount = data.clusters;
   const cs = l.clusterSize;
   if (header) out.put(0, padCluster(encodeQcow2Header(header), cs));
 
@@ -748,7 +915,15 @@ function writeTables(
     fillOnes(a, a, Math.min(z, head));
     const s0 = Math.max(a, l.l2Cluster), s1 = Math.min(z, l.l2Cluster + l.l2Slots);
     for (let c = s0; c < s1; c++) if (used[c - l.l2Cluster]) block[(c - a) * 2 + 1] = 1;
-    fillOnes(a, Math.max(a, l.dataCluster), Math.min(z, l.dataCluster + dataCount));
+    const d0 = Math.max(a, l.dataCluster), d1 = Math.min(z, l.dataCluster + dataCount);
+    if (!data.counted) fillOnes(a, d0, d1);
+    else {
+      for (let c = d0; c < d1; c++) {
+        const r = data.refcount(c - l.dataCluster);
+        block[(c - a) * 2] = r >>> 8;
+        block[(c - a) * 2 + 1] = r & 0xff;
+      }
+    }
     out.put((l.refcountBlockCluster + b) * cs, block);
   }
 }

@@ -451,3 +451,43 @@ Deno.test({
     checkWithQemu(dir.path, "many-rb", bytes, raw);
   },
 });
+
+Deno.test({
+  name: "writeQcow2({ compress }) packs deflate streams that qemu reads and checks clean",
+  ...needs("qemu-img"),
+  fn() {
+    using dir = tempDir("fsimage-qcow2-");
+    // Mixed data, plus a run of highly compressible clusters so that many streams share a host
+    // cluster (refcounts above 1).
+    const raw = makePattern(SIZE, 66);
+    raw.fill(0xaa, 1 << 20, (1 << 20) + 256 * 1024);
+    for (const cs of [512, 4096, 65536, 2 * 1024 * 1024]) {
+      for (const version of [2, 3] as const) {
+        const opts = { virtualSize: SIZE, clusterSize: cs, version, compress: true };
+        const all = [{ offset: 0, length: SIZE }];
+        const f = write(raw, all, opts);
+        const s = write(raw, all, opts, "stream");
+        assert.equal(sha256(s.bytes), sha256(f.bytes), `stream = file, cs ${cs}`);
+        assert.ok(f.result.compressedClusters > 0);
+        const plain = write(raw, all, { ...opts, compress: false });
+        assert.ok(f.bytes.length < plain.bytes.length, `smaller, cs ${cs}`);
+        checkWithQemu(dir.path, `z${version}-${cs}`, f.bytes, raw);
+        const r = Qcow2Reader.open(new MemorySource(f.bytes));
+        const back = new Uint8Array(SIZE);
+        r.readAt(0, back);
+        assert.equal(sha256(back), sha256(raw));
+        assertMapMatchesQemu(r.map(), `${dir.path}/z${version}-${cs}.qcow2`);
+      }
+    }
+    assert.throws(
+      () =>
+        write(raw, [{ offset: 0, length: SIZE }], {
+          virtualSize: SIZE,
+          clusterSize: 4096,
+          compress: true,
+          transform: () => {},
+        }, "stream"),
+      TypeError,
+    );
+  },
+});
