@@ -9,6 +9,8 @@ import { mustRun, needs, tempDir } from "../_helpers.ts";
 import { openSink, openSource } from "../../lib/io/mod.ts";
 import { auditNtfs } from "../../lib/ntfs/audit.ts";
 import { scrubNtfs } from "../../lib/ntfs/scrub.ts";
+import { NtfsVolume } from "../../lib/ntfs/volume.ts";
+import { AttrType, parseAttributes } from "../../lib/ntfs/record.ts";
 import type { PrivacyKind } from "../../lib/_internal/privacy.ts";
 import { buildNtfs, mountedCensus, ntfsfix, SECRET, SECRET_CORE, secretHits } from "./_fixtures.ts";
 
@@ -95,5 +97,46 @@ Deno.test({
     scrub(fs, false);
     assert.deepEqual(audit(fs).findings.map((f) => f.kind), ["uuid", "file-data"]);
     assert.equal(ntfsfix(fs).code, 0);
+  },
+});
+
+Deno.test({
+  name: "auditNtfs() reports a $LogFile log page with content; scrubNtfs() empties it to 0xFF",
+  ...needs("mkntfs", "ntfsfix"),
+  fn() {
+    using tmp = tempDir("fsp-");
+    const img = `${tmp.path}/l.img`;
+    mustRun("truncate", ["-s", "8M", img]);
+    mustRun("mkntfs", ["-q", "-F", "-f", img]);
+    // Find $LogFile's first run and plant a log record page (RCRD) holding the secret.
+    const src = openSource(img);
+    const vol = NtfsVolume.open(src);
+    const rec = vol.readRecord(2)!;
+    const data = parseAttributes(rec.bytes, rec.header).find((a) =>
+      a.type === AttrType.DATA && a.name === ""
+    )!;
+    const at = data.runs[0]!.lcn * vol.clusterSize + 4 * 4096;
+    src.close();
+    const page = new Uint8Array(4096).fill(0xff);
+    page.set(new TextEncoder().encode("RCRD"), 0);
+    page.set(new Uint8Array(new Uint16Array([...SECRET].map((c) => c.charCodeAt(0))).buffer), 64);
+    const f = Deno.openSync(img, { write: true });
+    f.seekSync(at, Deno.SeekMode.Start);
+    f.writeSync(page);
+    f.close();
+
+    const report = audit(img);
+    const journal = report.findings.find((x) => x.kind === "journal")!;
+    assert.equal(journal.count, 1);
+    assert.match(journal.samples[0]!, new RegExp(SECRET));
+    scrub(img);
+    assert.deepEqual(secretHits(img), { utf8: 0, utf16: 0 });
+    assert.ok(audit(img).clean);
+    const back = new Uint8Array(4096);
+    const again = openSource(img);
+    again.readAt(at, back);
+    again.close();
+    assert.ok(back.every((b) => b === 0xff));
+    assert.equal(ntfsfix(img).code, 0);
   },
 });
