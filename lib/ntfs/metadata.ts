@@ -502,7 +502,7 @@ export function emitMetadata(
     })
   ) {
     // libntfs refuses to open extent records as inodes: they are neither counted nor walked.
-    if (!ino.header.inUse || ino.header.baseRecord !== 0) continue;
+    if (!ino.header.inUse || ino.header.isExtent) continue;
     stats.usedRecords++;
     // Scratch copies: the walk's own wipes are counted, never written.
     const scratch = new Map<number, Uint8Array>();

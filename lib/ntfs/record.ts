@@ -51,8 +51,13 @@ export interface MftRecordHeader {
   bytesInUse: number;
   /** bytes_allocated (0x1C): the record size. */
   bytesAllocated: number;
-  /** base_mft_record (0x20), the record number only (48 bits); 0 for a base record. */
+  /** base_mft_record (0x20), the record number only (48 bits). */
   baseRecord: number;
+  /**
+   * True for an extent record: base_mft_record (reference and sequence number) is not 0.
+   * An extent of $MFT itself has record number 0 but a non-zero sequence number.
+   */
+  isExtent: boolean;
   /** True when the record is in use. */
   inUse: boolean;
 }
@@ -117,6 +122,7 @@ export function parseMftRecordHeader(rec: Uint8Array, base = 0): MftRecordHeader
     bytesInUse: u32(rec, 0x18),
     bytesAllocated: u32(rec, 0x1c),
     baseRecord: u32(rec, 0x20) + u16(rec, 0x24) * 0x100000000,
+    isExtent: u32(rec, 0x20) !== 0 || u32(rec, 0x24) !== 0,
     inUse: (u16(rec, 0x16) & MFT_RECORD_IN_USE) !== 0,
   };
   if (h.bytesAllocated !== rec.length) return undefined;

@@ -606,7 +606,7 @@ export class NtfsVolume {
         }
         if (!header) continue;
         const bytes = rec.slice();
-        if (!header.inUse || header.baseRecord !== 0) {
+        if (!header.inUse || header.isExtent) {
           if (options.all) yield { inode: ino, bytes, header, extents: new Map(), attributes: [] };
           continue;
         }
@@ -655,7 +655,9 @@ export class NtfsVolume {
       let recBytes = e.record === ino ? bytes : extents.get(e.record);
       if (!recAttrs) {
         const x = this.readRecord(e.record);
-        if (!x || !x.header.inUse || x.header.baseRecord !== ino) return undefined;
+        if (!x || !x.header.inUse || !x.header.isExtent || x.header.baseRecord !== ino) {
+          return undefined;
+        }
         recBytes = x.bytes;
         extents.set(e.record, x.bytes);
         try {

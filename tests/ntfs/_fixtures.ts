@@ -19,7 +19,7 @@ import {
 } from "../../lib/ntfs/mod.ts";
 
 /** Committed volumes, gzip-compressed. */
-export const COMMITTED = ["c4k", "c512", "odd4k"] as const;
+export const COMMITTED = ["c4k", "c512", "odd4k", "mftlist"] as const;
 /** Volumes the script builds at test time (mkntfs; c64k also needs root for ntfs-3g). */
 export const BUILT = ["empty4k", "c64k"] as const;
 /** Every fixture name. */

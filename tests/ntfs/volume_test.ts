@@ -119,3 +119,22 @@ Deno.test("the c4k fixture covers compressed, sparse and named $DATA and the wal
   }
   assert.deepEqual(seen, { compressed: true, sparse: true, named: true, holes: true });
 });
+
+Deno.test("NtfsVolume maps a fragmented $MFT through its attribute list (mftlist fixture)", () => {
+  const vol = NtfsVolume.open(new MemorySource(Deno.readFileSync(ntfsFixture("mftlist"))));
+  const first = vol.walk().next();
+  assert.ok(!first.done);
+  const mft = first.value;
+  assert.equal(mft.inode, 0);
+  assert.ok(mft.attributes.some((w) => w.attr.type === AttrType.ATTRIBUTE_LIST));
+  assert.ok(mft.extents.size > 0, "record 0 has extent records");
+  // The runlist covers the whole initialized $MFT, contiguous in VCNs.
+  let vcn = 0;
+  for (const r of vol.mftRuns) {
+    assert.equal(r.vcn, vcn);
+    vcn += r.length;
+  }
+  assert.ok(vcn * vol.clusterSize >= vol.mftInitializedSize);
+  // Extents of $MFT (base reference 0 with a sequence number) are not walked as inodes.
+  for (const ino of vol.walk()) assert.equal(ino.header.isExtent, false);
+});
