@@ -12,6 +12,7 @@ import { ExtVolume } from "./volume.ts";
 import { ExtPrivacyWalk } from "./_privacy_engine.ts";
 
 export type { PrivacyFinding, PrivacyKind, PrivacySeverity } from "../_internal/privacy.ts";
+export type { Source };
 
 /** Options of {@linkcode auditExt}. */
 export interface AuditExtOptions {

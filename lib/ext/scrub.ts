@@ -13,7 +13,9 @@ import { FindingCollector, type PrivacyFinding } from "../_internal/privacy.ts";
 import { ExtVolume } from "./volume.ts";
 import { ExtPrivacyWalk, type ExtScrubCounts, type PrivacyWriter } from "./_privacy_engine.ts";
 
-export type { PrivacyWriter } from "./_privacy_engine.ts";
+export type { ExtScrubCounts, PrivacyWriter } from "./_privacy_engine.ts";
+export type { PrivacyFinding, PrivacyKind, PrivacySeverity } from "../_internal/privacy.ts";
+export type { Source };
 
 /** Options of {@linkcode scrubExt}. */
 export interface ScrubExtOptions {

@@ -13,6 +13,7 @@ import { NtfsVolume } from "./volume.ts";
 import { NtfsPrivacyWalk } from "./_privacy_engine.ts";
 
 export type { PrivacyFinding, PrivacyKind, PrivacySeverity } from "../_internal/privacy.ts";
+export type { Source };
 
 /** Options of {@linkcode auditNtfs}. */
 export interface AuditNtfsOptions {

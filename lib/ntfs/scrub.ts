@@ -14,7 +14,9 @@ import { FindingCollector, type PrivacyFinding } from "../_internal/privacy.ts";
 import { NtfsVolume } from "./volume.ts";
 import { NtfsPrivacyWalk, type NtfsScrubCounts, type PrivacyWriter } from "./_privacy_engine.ts";
 
-export type { PrivacyWriter } from "./_privacy_engine.ts";
+export type { NtfsScrubCounts, PrivacyWriter } from "./_privacy_engine.ts";
+export type { PrivacyFinding, PrivacyKind, PrivacySeverity } from "../_internal/privacy.ts";
+export type { Source };
 
 /** Options of {@linkcode scrubNtfs}. */
 export interface ScrubNtfsOptions {
