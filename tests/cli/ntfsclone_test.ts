@@ -66,7 +66,7 @@ function assertSameFile(a: string, b: string, what: string): void {
   assert.ok(equalBytes(x, y), `${what}: bytes differ`);
 }
 
-for (const name of ["c4k", "c512", "odd4k"] as const) {
+for (const name of ["c4k", "c512", "odd4k", "mftlist"] as const) {
   Deno.test({
     name:
       `ntfsclone --save-image of ${name} is byte-identical to ntfsclone's, to a file and to stdout`,
@@ -191,7 +191,7 @@ Deno.test({
   },
 });
 
-for (const name of ["c4k", "c512", "odd4k"] as const) {
+for (const name of ["c4k", "c512", "odd4k", "mftlist"] as const) {
   Deno.test({
     name:
       `ntfsclone metadata modes of ${name} (-m, -m -s, -mst --full-logfile, to stdout) match ntfsclone`,
