@@ -390,14 +390,19 @@ export class ExtPrivacyWalk {
         systemData = value ?? new Uint8Array(0);
       }
       let entryChanged = false;
-      if (isUser && nameLen > 0 && !looksScrambled(name)) {
-        this.#find.add("xattr-names", 1, `${where}: ${xattrPrefix(index)}${DEC.decode(name)}`);
-        if (this.#scrub) {
-          const k = `${index}/${nameLen}`;
-          const id = names.get(k) ?? 0;
-          names.set(k, id + 1);
-          name.set(new TextEncoder().encode(scrambledName(id, nameLen)));
-          entryChanged = true;
+      if (isUser && nameLen > 0) {
+        // Ids count up in entry order (blocks keep their sort order); in-inode names start at
+        // A…, block names halfway (N… for one letter), so one file's two sets never meet.
+        const k = `${index}/${nameLen}`;
+        const base = inBlock ? Math.floor(26 ** Math.min(nameLen, 8) / 2) : 0;
+        const id = names.get(k) ?? base;
+        names.set(k, id + 1);
+        if (!looksScrambled(name)) {
+          this.#find.add("xattr-names", 1, `${where}: ${xattrPrefix(index)}${DEC.decode(name)}`);
+          if (this.#scrub) {
+            name.set(new TextEncoder().encode(scrambledName(id, nameLen)));
+            entryChanged = true;
+          }
         }
       }
       if (isUser && value && !isZero(value)) {
