@@ -10,11 +10,17 @@
  * @module
  */
 import { existsSync } from "node:fs";
-import { haveTool, mustRun, readFixture, ROOT } from "../_helpers.ts";
+import { haveTool, mustRun, readFixture, ROOT, sha256 } from "../_helpers.ts";
+import { ExtVolume } from "../../lib/ext/mod.ts";
+import { openSource } from "../../lib/io/mod.ts";
 
 const UUID = "5e1f1a6e-0d0c-4b7a-9c3e-2f4d6b8a0c1e";
 const SEED = "0b2d4f60-8a9c-4e1f-b3d5-7f9a1c3e5b7d";
-const ENV = { E2FSPROGS_FAKE_TIME: "1700000000", MKE2FS_CONFIG: "/etc/mke2fs.conf" };
+const ENV = {
+  E2FSPROGS_FAKE_TIME: "1700000000",
+  E2FSCK_TIME: "1700000000",
+  MKE2FS_CONFIG: "/etc/mke2fs.conf",
+};
 const T0 = new Date(1700000000 * 1000);
 
 interface Recipe {
@@ -24,6 +30,8 @@ interface Recipe {
   tree: (dir: string) => void;
   debugfs?: string[];
   fsckD?: boolean;
+  /** Not reproducible across machines (MMP stamps host, path and time): never committed. */
+  local?: boolean;
 }
 
 function write(path: string, bytes: Uint8Array | string): void {
@@ -31,14 +39,15 @@ function write(path: string, bytes: Uint8Array | string): void {
   Deno.writeFileSync(path, typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes);
 }
 
+/** Nonzero, compressible file content: numbered text lines. */
 function pattern(n: number, seed: number): Uint8Array {
   const b = new Uint8Array(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    b[i] = x & 0xff;
+  const enc = new TextEncoder();
+  let off = 0;
+  for (let line = 0; off < n; line++) {
+    const l = enc.encode(`fixture ${seed} line ${line} offset ${off}\n`);
+    b.set(l.subarray(0, Math.min(l.length, n - off)), off);
+    off += l.length;
   }
   return b;
 }
@@ -156,9 +165,16 @@ const RECIPES: Record<string, Recipe> = {
   },
   "ext4-features": {
     mkfs: "mkfs.ext4",
-    args: ["-b", "4096", "-O", "quota,project,mmp,orphan_file"],
+    args: ["-b", "4096", "-O", "quota,project,orphan_file"],
     size: "16M",
     tree: basicTree,
+  },
+  "ext4-mmp": {
+    mkfs: "mkfs.ext4",
+    args: ["-b", "4096", "-O", "mmp"],
+    size: "8M",
+    tree: basicTree,
+    local: true,
   },
   "ext4-deep": {
     mkfs: "mkfs.ext4",
@@ -171,6 +187,11 @@ const RECIPES: Record<string, Recipe> = {
 /** Names of every fixture {@linkcode extFixture} can build. */
 export const extFixtureNames: readonly string[] = Object.keys(RECIPES);
 
+/** Names of the fixtures that are reproducible and committed under tests/fixtures/ext/. */
+export const extCommittedFixtureNames: readonly string[] = extFixtureNames.filter((n) =>
+  !RECIPES[n]!.local
+);
+
 let workDir: string | undefined;
 const built = new Map<string, string>();
 
@@ -181,6 +202,50 @@ function touchTree(dir: string): void {
     if (!e.isSymlink) Deno.utimeSync(p, T0, T0);
   }
   Deno.utimeSync(dir, T0, T0);
+}
+
+/**
+ * mkfs -d copies each source file's ctime, which cannot be set; rewrite the ctime of every
+ * in-use inode copied from the tree (the root and inodes from s_first_ino + 1 on) to T0.
+ */
+function pinCtimes(img: string, script: string): void {
+  const src = openSource(img);
+  const inos: number[] = [];
+  try {
+    const v = ExtVolume.open(src);
+    const first = v.superblock.firstIno;
+    for (let g = 0; g < v.groupCount; g++) {
+      const bm = v.inodeBitmap(g);
+      for (let i = 0; i < v.inodesPerGroup; i++) {
+        if (!(bm[i >> 3]! & (1 << (i & 7)))) continue;
+        const ino = g * v.inodesPerGroup + i + 1;
+        if (ino === 2 || ino > first) inos.push(ino);
+      }
+    }
+  } finally {
+    src.close();
+  }
+  const t = Math.floor(T0.getTime() / 1000);
+  const lines = inos.map((i) =>
+    `sif <${i}> ctime ${t}\nsif <${i}> atime ${t}\nsif <${i}> mtime ${t}\n`
+  );
+  // mke2fs stamps some reserved inodes (bad blocks, resize, journal) with the real time.
+  const src2 = openSource(img);
+  try {
+    const v = ExtVolume.open(src2);
+    for (let ino = 1; ino < v.superblock.firstIno; ino++) {
+      if (ino === 2) continue;
+      const raw = v.readInodeBytes(ino);
+      const dv = new DataView(raw.buffer);
+      for (const [field, off] of [["atime", 8], ["ctime", 12], ["mtime", 16]] as const) {
+        if (dv.getUint32(off, true) !== 0) lines.push(`sif <${ino}> ${field} ${t}\n`);
+      }
+    }
+  } finally {
+    src2.close();
+  }
+  write(script, lines.join(""));
+  mustRun("debugfs", ["-w", "-f", script, img], { env: ENV });
 }
 
 /** Builds fixture `name` with the real tools into `outDir`; returns the image path. */
@@ -217,6 +282,7 @@ export function buildExtFixture(name: string, outDir: string): string {
     img,
     r.size,
   ], { env: ENV });
+  pinCtimes(img, `${outDir}/${name}.ctime`);
   if (r.debugfs) {
     const xattr = `${outDir}/${name}.xattr`;
     write(xattr, XATTR_VALUE);
@@ -254,17 +320,33 @@ export function extFixture(name: string): string {
     if (!existsSync(`${ROOT}/tests/fixtures/${rel}`)) {
       throw new Error(`No mkfs.ext4 and no committed fixture ${rel}`);
     }
+    // Fallback copies are checked against the manifest.
+    const bytes = readFixture(rel);
+    const want = committedSums().get(`${name}.img`);
+    if (want !== sha256(bytes)) throw new Error(`${rel} does not match SHA256SUMS`);
     path = `${workDir}/${name}.img`;
-    Deno.writeFileSync(path, readFixture(rel));
+    Deno.writeFileSync(path, bytes);
   }
   built.set(name, path);
   return path;
 }
 
+/** The manifest of committed fixtures: image name → sha256 of the uncompressed image. */
+export function committedSums(): Map<string, string> {
+  const m = new Map<string, string>();
+  const text = Deno.readTextFileSync(`${ROOT}/tests/fixtures/ext/SHA256SUMS`);
+  for (const line of text.split("\n")) {
+    const [sum, file] = line.trim().split(/\s+/);
+    if (sum && file) m.set(file.replace(/^\*/, ""), sum);
+  }
+  return m;
+}
+
 if (import.meta.main) {
   const out = Deno.args[0] ?? ".";
   Deno.mkdirSync(out, { recursive: true });
-  for (const n of Deno.args.slice(1).length ? Deno.args.slice(1) : extFixtureNames) {
+  const names = Deno.args.slice(1);
+  for (const n of names.length ? names : extCommittedFixtureNames) {
     console.log(buildExtFixture(n, out));
   }
 }
