@@ -60,12 +60,28 @@ os.setxattr('${mnt}/data-${S}.bin', 'user.big-${S}', b'${S} ' * 20)
   mustRun("python3", ["-c", py]);
 }
 
-/** A census of a mounted tree: entry count per type, for comparing before and after. */
+/**
+ * A census of a mounted tree: entry count per type and depth, plus the number of user xattrs
+ * (each read back with getxattr, so the lookup works), for comparing before and after.
+ */
 export function census(mnt: string): string {
   const r = mustRun("find", [mnt, "-mindepth", "1", "-printf", "%y %d\\n"]);
   const counts = new Map<string, number>();
   for (const l of r.out.split("\n").filter((x) => x)) counts.set(l, (counts.get(l) ?? 0) + 1);
-  return [...counts].sort().map(([k, v]) => `${k}:${v}`).join(" ");
+  const py = `import os, sys
+n = 0
+for root, dirs, files in os.walk(sys.argv[1]):
+    for f in files + dirs:
+        p = os.path.join(root, f)
+        if os.path.islink(p): continue
+        for x in os.listxattr(p):
+            if x.startswith("user."):
+                os.getxattr(p, x)
+                n += 1
+print(n)
+`;
+  const x = mustRun("python3", ["-c", py, mnt]).out.trim();
+  return [...counts].sort().map(([k, v]) => `${k}:${v}`).join(" ") + ` xattrs:${x}`;
 }
 
 /** Builds an ext fixture `dir/<name>.img` (8 MiB) with the secret planted; returns its path. */
