@@ -812,6 +812,9 @@ function writeQcow(
     virtualSize: n * bs,
     clusterSize: bs,
     version: 2,
+    // As e2image: all-zero blocks are left out, except on a block device, where every
+    // selected block is stored.
+    skipZeroClusters: sink.kind !== "device",
     ...(transform ? { transform } : {}),
     onReadError,
   });
