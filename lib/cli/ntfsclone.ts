@@ -909,8 +909,10 @@ function cloneVolume(run: NtfscloneRun): number {
     if (opts.metadata) return runMetadataClone(run, vol, sink, deviceSize);
     const scan = scanVolume(run, vol);
     accountClusters(run, scan);
-    run.out.write(diskUsageLine("", vol.clusterSize, vol.nrClusters, scan.inuse));
-    checkFreeSpace(run, sink, vol.clusterSize * scan.inuse);
+    // Printed (and checked) before the bad clusters are dropped, as ntfsclone does.
+    const counted = scan.inuse + scan.badInUse;
+    run.out.write(diskUsageLine("", vol.clusterSize, vol.nrClusters, counted));
+    checkFreeSpace(run, sink, vol.clusterSize * counted);
     if (scan.badClusters) {
       run.out.write(
         `WARNING: The disk has ${scan.badClusters} or more bad sectors (hardware faults).\n`,

@@ -8,6 +8,7 @@ import { existsSync, statSync } from "node:fs";
 import { MAIN, needs, run, runFsimage, type RunResult, tempDir } from "../_helpers.ts";
 import {
   buildEmptyVolume,
+  markBadClusters,
   ntfsFixture,
   patchAttributeByte,
   setDirty,
@@ -393,5 +394,21 @@ Deno.test({
     assertSameRun(p, "-s");
     assertSameFile(p.refOut, p.tsOut, "image");
     assert.match(p.ts.err, /ntfs_attr_find: Corrupt inode \(100\): Input\/output error/);
+  },
+});
+
+Deno.test({
+  name: "ntfsclone with bad clusters in $BadClus: not copied, warned about, counted as ntfsclone",
+  ...ORACLE,
+  fn() {
+    using d = tempDir();
+    const vol = ntfsFixture("c4k", { fresh: true });
+    markBadClusters(vol, 3500, 5);
+    for (const args of [["-s"], [], ["-m", "-s"], ["-m"]]) {
+      const p = both(d.path, [...args, "-o", "OUT", vol]);
+      assertSameRun(p, args.join(" "));
+      assertSameFile(p.refOut, p.tsOut, args.join(" "));
+      assert.match(p.ts.out, /WARNING: The disk has 5 or more bad sectors \(hardware faults\)\.\n/);
+    }
   },
 });

@@ -11,6 +11,7 @@ import { extractFixture, haveTool, isRoot, mustRun, ROOT, sha256File } from "../
 import { openSource } from "../../lib/io/mod.ts";
 import {
   AttrType,
+  encodeRunlist,
   NtfsVolume,
   parseAttributes,
   parseMftRecordHeader,
@@ -176,4 +177,45 @@ export function patchAttributeByte(
   f.seekSync(off, Deno.SeekMode.Start);
   f.writeSync(new Uint8Array([value]));
   return off;
+}
+
+/**
+ * Marks `count` free clusters from `start` as bad: rewrites $BadClus:$Bad's runlist (hole,
+ * run, hole) in record 8 and sets their $Bitmap bits, as chkdsk would.
+ */
+export function markBadClusters(path: string, start: number, count: number): void {
+  using src = openSource(path);
+  const v = NtfsVolume.open(src);
+  const rs = v.mftRecordSize;
+  const run0 = v.mftRuns[0]!;
+  const at = run0.lcn * v.clusterSize + 8 * rs;
+  const rec = new Uint8Array(rs);
+  src.readAt(at, rec);
+  if (undoFixups(rec) !== "ok") throw new Error("record 8 is damaged");
+  const h = parseMftRecordHeader(rec)!;
+  const attrs = parseAttributes(rec, h);
+  const bad = attrs.find((a) => a.type === AttrType.DATA && a.name === "$Bad")!;
+  if (bad !== attrs[attrs.length - 1]) throw new Error("$Bad is not the last attribute");
+  const total = bad.runs.reduce((s, r) => s + r.length, 0);
+  const mp = encodeRunlist([
+    { vcn: 0, lcn: -1, length: start },
+    { vcn: start, lcn: start, length: count },
+    { vcn: start + count, lcn: -1, length: total - start - count },
+  ]);
+  const dv = new DataView(rec.buffer);
+  const mpOff = dv.getUint16(bad.offset + 32, true);
+  const len = (mpOff + mp.length + 7) & ~7;
+  rec.fill(0, bad.offset + mpOff, bad.offset + len + 8);
+  rec.set(mp, bad.offset + mpOff);
+  dv.setUint32(bad.offset + 4, len, true);
+  dv.setUint32(bad.offset + len, 0xffffffff, true);
+  dv.setUint32(0x18, bad.offset + len + 8, true); // bytes_in_use
+  const ofs = dv.getUint16(4, true);
+  dv.setUint16(ofs, dv.getUint16(ofs, true) - 1, true); // keep the USN
+  protectFixups(rec);
+  using f = Deno.openSync(path, { read: true, write: true });
+  f.seekSync(at, Deno.SeekMode.Start);
+  f.writeSync(rec);
+  f.close();
+  for (let c = start; c < start + count; c++) toggleBitmapBit(path, c);
 }
