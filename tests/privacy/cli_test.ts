@@ -92,3 +92,21 @@ Deno.test({
     assert.deepEqual(Deno.readFileSync(q), before);
   },
 });
+
+Deno.test({
+  name: "fsimage audit and scrub hold no permission once the image is open (even under -A)",
+  ...MKFS,
+  fn() {
+    using tmp = tempDir("fsp-");
+    const img = buildExtUnmounted(tmp.path, "perm");
+    for (const cmd of ["audit", "scrub"]) {
+      const r = runFsimage(["--debug", cmd, img], { flags: ["-A"] });
+      assert.ok(r.code === 0 || r.code === 1, r.err);
+      const line = r.err.split("\n").find((l) => l.includes("permissions after opening"));
+      assert.equal(
+        line,
+        `${cmd}: permissions after opening: read=prompt write=prompt net=prompt env=prompt sys=prompt run=prompt ffi=prompt import=prompt`,
+      );
+    }
+  },
+});
