@@ -13,15 +13,7 @@ import { type BlockExtent, BlockSetBuilder } from "../_internal/extents.ts";
 import { u16, u32 } from "../_internal/bytes.ts";
 import { EXT2_MESSAGES, INCOMPAT } from "./superblock.ts";
 import { BG_FLAGS } from "./group_desc.ts";
-import {
-  INO,
-  INODE_FLAGS,
-  inodeHasValidBlocks,
-  parseExtInode,
-  S_IFDIR,
-  S_IFLNK,
-  S_IFMT,
-} from "./inode.ts";
+import { INO, INODE_FLAGS, parseExtInode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "./inode.ts";
 import { walkInodeBlocks } from "./block_map.ts";
 import type { ExtVolume } from "./volume.ts";
 
@@ -176,6 +168,7 @@ export function selectE2imageBlocks(
   const special = new Set<number>([INO.USR_QUOTA, INO.GRP_QUOTA]);
   for (const n of [sb.journalInum, sb.prjQuotaInum, sb.orphanFileInum]) if (n) special.add(n);
   const ctx = vol.walkContext();
+  const hurd = ctx.hurd;
   const allData = options.allData ?? false;
   const batchInodes = Math.max(1, Math.floor(SCAN_BATCH / isz));
   const buf = new Uint8Array(Math.min(batchInodes, ipg) * isz);
@@ -229,19 +222,38 @@ export function selectE2imageBlocks(
         if (acl) mark(acl);
         const mode = u16(chunk, o);
         const fmt = mode & S_IFMT;
-        const inode = parseExtInode(chunk, o, 128, wide);
-        if (!inodeHasValidBlocks(inode)) continue;
+        // ext2fs_inode_has_valid_blocks2, inline on the raw bytes.
+        if (fmt !== S_IFDIR && fmt !== S_IFREG && fmt !== S_IFLNK) continue;
+        const iflags = u32(chunk, o + 0x20);
+        if (fmt === S_IFLNK) {
+          if (acl === 0) {
+            if (u32(chunk, o + 0x1c) === 0) continue; // i_blocks
+          } else {
+            const size = u32(chunk, o + 4);
+            if (!(size >= 60 || (size > 4 && u32(chunk, o + 0x2c) === 0))) continue;
+          }
+        }
+        if (iflags & INODE_FLAGS.INLINE_DATA) continue;
         const isDir = fmt === S_IFDIR;
         let err;
         if (isDir || fmt === S_IFLNK || special.has(ino)) {
+          const inode = parseExtInode(chunk, o, 128, wide);
           err = walkInodeBlocks(inode, ctx, (start, n, blockcnt) => {
             mark(start, n);
             if (scr && isDir && blockcnt >= 0) scr.mark(start, n);
           });
-        } else if (
-          (inode.flags & INODE_FLAGS.EXTENTS) || inode.block[12] || inode.block[13] ||
-          inode.block[14] || allData
-        ) {
+        } else {
+          const extents = (iflags & INODE_FLAGS.EXTENTS) !== 0;
+          if (
+            !allData && !(hurd && u32(chunk, o + 0x24) !== 0) &&
+            (extents
+              // A depth-0 extent tree has no blocks with a negative count to mark, and its
+              // walk reads nothing, so it cannot fail.
+              ? u16(chunk, o + 0x28 + 6) === 0 || u16(chunk, o + 0x28) !== 0xf30a
+              : u32(chunk, o + 0x28 + 48) === 0 && u32(chunk, o + 0x28 + 52) === 0 &&
+                u32(chunk, o + 0x28 + 56) === 0)
+          ) continue;
+          const inode = parseExtInode(chunk, o, 128, wide);
           err = walkInodeBlocks(inode, ctx, (start, n, blockcnt) => {
             if (blockcnt < 0 || allData) mark(start, n);
           });
