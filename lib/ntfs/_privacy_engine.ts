@@ -8,11 +8,19 @@
  *
  * @module
  */
+import { CorruptImageError, ReadError } from "../errors.ts";
 import type { Source } from "../io/types.ts";
 import { isZero, put16, put32, u16, u32 } from "../_internal/bytes.ts";
 import type { FindingCollector } from "../_internal/privacy.ts";
 import { protectFixups, undoFixups } from "./fixup.ts";
-import { AttrType, type NtfsAttribute, residentValue } from "./record.ts";
+import {
+  AttrType,
+  type MftRecordHeader,
+  type NtfsAttribute,
+  parseAttributes,
+  parseMftRecordHeader,
+  residentValue,
+} from "./record.ts";
 import { LCN_HOLE, type NtfsRun } from "./runlist.ts";
 import { type NtfsVolume, SystemFile } from "./volume.ts";
 
@@ -36,6 +44,8 @@ export interface NtfsScrubCounts {
   recordsWritten: number;
   /** Index blocks written back. */
   indexBlocksWritten: number;
+  /** In-use MFT records whose attributes do not parse (left as they are). */
+  unreadableRecords: number;
   /** Names that could not get an order-keeping scrambled name (the order may be off). */
   orderViolations: number;
 }
@@ -101,6 +111,7 @@ export class NtfsPrivacyWalk {
     recordsWritten: 0,
     indexBlocksWritten: 0,
     orderViolations: 0,
+    unreadableRecords: 0,
   };
 
   constructor(
@@ -185,37 +196,39 @@ export class NtfsPrivacyWalk {
   #collect(): void {
     const names: NameRef[] = [];
     for (let r = 0; r < FIRST_USER_RECORD; r++) this.#fixedRecords.add(r);
-    for (const ino of this.#vol.walk()) {
-      for (const { bytes, attr } of ino.attributes) {
+    for (const { n, header, attrs, rec } of this.#mft()) {
+      if (!header.inUse || !attrs) continue;
+      const file = header.baseRecord || n; // extension records belong to their base
+      for (const attr of attrs) {
         if (attr.type === AttrType.FILE_NAME && !attr.nonResident && attr.valueLength >= 66) {
-          const v = residentValue(bytes, attr);
+          const v = residentValue(rec, attr);
           const len = v[64]!;
           if (66 + 2 * len > v.length) continue;
           names.push({
-            file: ino.inode,
+            file,
             parent: u32(v, 0) + u16(v, 4) * 0x100000000,
             ns: v[65]!,
             units: unitsOf(v, 66, len),
             fixed: false,
           });
         } else if (attr.type === AttrType.INDEX_ALLOCATION && attr.name === "$I30") {
-          const e = this.#indexes.get(ino.inode) ?? { runs: [], bitmap: null };
+          const e = this.#indexes.get(file) ?? { runs: [], bitmap: null };
           e.runs.push(...attr.runs);
-          this.#indexes.set(ino.inode, e);
+          this.#indexes.set(file, e);
         } else if (
           attr.type === AttrType.BITMAP && attr.name === "$I30" && !attr.nonResident
         ) {
-          const e = this.#indexes.get(ino.inode) ?? { runs: [], bitmap: null };
-          e.bitmap = residentValue(bytes, attr).slice();
-          this.#indexes.set(ino.inode, e);
+          const e = this.#indexes.get(file) ?? { runs: [], bitmap: null };
+          e.bitmap = residentValue(rec, attr).slice();
+          this.#indexes.set(file, e);
         } else if (attr.type === AttrType.DATA && attr.nonResident) {
-          if (ino.inode === SystemFile.UPCASE && attr.name === "") this.#loadUpcase(attr);
-          if (ino.inode === SystemFile.LOG_FILE && attr.name === "") {
+          if (file === SystemFile.UPCASE && attr.name === "") this.#loadUpcase(attr);
+          if (file === SystemFile.LOG_FILE && attr.name === "") {
             this.#logRuns.push(...attr.runs);
             this.#logSize = Math.max(this.#logSize, attr.dataSize);
           }
-          if (ino.inode >= FIRST_USER_RECORD) {
-            this.#userData.push({ ino: ino.inode, name: attr.name, runs: attr.runs });
+          if (file >= FIRST_USER_RECORD) {
+            this.#userData.push({ ino: file, name: attr.name, runs: attr.runs });
           }
         }
       }
@@ -387,31 +400,64 @@ export class NtfsPrivacyWalk {
     this.counts.recordsWritten++;
   }
 
+  /**
+   * Every MFT record, read in batches of up to 1 MiB, fixups undone: its number, header and
+   * attributes (null when they do not parse: such a record is left as it is). `rec` is a view
+   * into the batch, valid until the next record is requested.
+   */
+  *#mft(): Generator<
+    { n: number; rec: Uint8Array; header: MftRecordHeader; attrs: NtfsAttribute[] | null }
+  > {
+    const rs = this.#rs, count = this.#vol.recordCount;
+    const perBatch = Math.max(1, Math.floor(MAX_RUN_BYTES / rs));
+    const batch = new Uint8Array(perBatch * rs);
+    for (let first = 0; first < count; first += perBatch) {
+      const k = Math.min(perBatch, count - first);
+      const buf = batch.subarray(0, k * rs);
+      let ok: boolean;
+      try {
+        ok = this.#vol.readRuns(this.#vol.mftRuns, first * rs, buf);
+      } catch (e) {
+        if (!(e instanceof ReadError)) throw e;
+        ok = false;
+      }
+      if (!ok) continue;
+      for (let i = 0; i < k; i++) {
+        const n = first + i;
+        const rec = buf.subarray(i * rs, (i + 1) * rs);
+        if (u32(rec, 0) !== 0x454c4946 || undoFixups(rec) !== "ok") continue; // "FILE"
+        let header: MftRecordHeader | undefined;
+        let attrs: NtfsAttribute[] | null = null;
+        try {
+          header = parseMftRecordHeader(rec);
+          if (header?.inUse) attrs = parseAttributes(rec, header);
+        } catch (e) {
+          if (!(e instanceof CorruptImageError)) throw e;
+          this.counts.unreadableRecords++;
+        }
+        if (header) yield { n, rec, header, attrs };
+      }
+    }
+  }
+
   #records(): void {
-    for (const ino of this.#vol.walk({ all: true })) {
-      const n = ino.inode;
-      if (!ino.header.inUse) {
-        if (this.#deletedRecord(n, ino.bytes)) this.#writeRecord(n, ino.bytes);
+    for (const { n, rec, header, attrs } of this.#mft()) {
+      if (!header.inUse) {
+        if (this.#deletedRecord(n, rec)) this.#writeRecord(n, rec);
         continue;
       }
-      if (ino.header.baseRecord !== 0) continue; // handled with its base record
-      const dirty = new Set<number>();
-      const recs = new Map<number, Uint8Array>([[n, ino.bytes], ...ino.extents]);
-      const user = !this.#fixedRecords.has(n);
-      const streams: { rec: number; attr: NtfsAttribute; bytes: Uint8Array }[] = [];
-      for (const { record, bytes, attr } of ino.attributes) {
-        if (this.#attribute(n, user, bytes, attr)) dirty.add(record);
-        if (user && attr.type === AttrType.DATA && attr.name !== "") {
-          streams.push({ rec: record, attr, bytes });
-        }
+      if (!attrs) continue;
+      const file = header.baseRecord || n;
+      const user = !this.#fixedRecords.has(file);
+      let dirty = false;
+      const streams: NtfsAttribute[] = [];
+      for (const attr of attrs) {
+        if (this.#attribute(file, user, rec, attr)) dirty = true;
+        if (user && attr.type === AttrType.DATA && attr.name !== "") streams.push(attr);
       }
-      if (streams.length && this.#streamNames(streams)) {
-        for (const s of streams) dirty.add(s.rec);
-      }
-      for (const [r, bytes] of recs) {
-        if (r > 11 && this.#recordSlack(r, bytes)) dirty.add(r);
-      }
-      if (this.#scrub) { for (const r of dirty) this.#writeRecord(r, recs.get(r)!); }
+      if (streams.length && this.#streamNames(rec, streams)) dirty = true;
+      if (n > 11 && this.#recordSlack(n, rec)) dirty = true;
+      if (dirty && this.#scrub) this.#writeRecord(n, rec);
     }
   }
 
@@ -518,10 +564,10 @@ export class NtfsPrivacyWalk {
   }
 
   /** Named $DATA streams (ntfs-3g's user xattrs): names scrambled in collation order. */
-  #streamNames(streams: { rec: number; attr: NtfsAttribute; bytes: Uint8Array }[]): boolean {
-    const items = streams.map((s) => {
-      const len = s.bytes[s.attr.offset + 9]!, off = u16(s.bytes, s.attr.offset + 10);
-      return { ...s, at: s.attr.offset + off, units: unitsOf(s.bytes, s.attr.offset + off, len) };
+  #streamNames(rec: Uint8Array, streams: NtfsAttribute[]): boolean {
+    const items = streams.map((a) => {
+      const len = rec[a.offset + 9]!, off = a.offset + u16(rec, a.offset + 10);
+      return { at: off, units: unitsOf(rec, off, len) };
     });
     const seen = new Set<string>();
     const uniq = items.filter((i) => {
@@ -530,7 +576,6 @@ export class NtfsPrivacyWalk {
       seen.add(k);
       return true;
     }).sort((a, b) => this.#collate(a.units, b.units));
-    let changed = false;
     let prev: Uint16Array | null = null;
     const map = new Map<string, Uint16Array>();
     for (const i of uniq) {
@@ -541,10 +586,11 @@ export class NtfsPrivacyWalk {
       prev = next;
     }
     if (!this.#scrub) return false;
+    let changed = false;
     for (const i of items) {
       const next = map.get(str(i.units))!;
       if (str(next) === str(i.units)) continue;
-      for (let k = 0; k < next.length; k++) put16(i.bytes, i.at + 2 * k, next[k]!);
+      for (let k = 0; k < next.length; k++) put16(rec, i.at + 2 * k, next[k]!);
       changed = true;
     }
     return changed;
