@@ -618,7 +618,6 @@ function cloneNtfs(
       onReadError: (_e, offset) => onReadError(offset),
     });
   }
-  p.advanceTo(stop);
 }
 
 /** The image stream with the --ignore-fs-check extras first (GAP, NEXTs, GAP back to 0). */

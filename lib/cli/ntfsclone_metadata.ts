@@ -113,16 +113,33 @@ export function runMetadataClone(
   }
   out.write("Scanning volume ...\n");
   const p = new NtfsProgress(out, vol.recordCount - 1, opts.quiet);
+  // Under --ignore-fs-check the second walk reports the clusters referenced twice again.
+  const dups = opts.ignoreFsCheck ? scan.duplicates.slice() : [];
+  const flushDups = (before: number) => {
+    while (dups.length && dups[0]!.inode < before) {
+      const d = dups.shift()!;
+      for (let c = d.start; c < d.start + d.count; c++) {
+        out.write(`Cluster ${c} is referenced twice!\n`);
+      }
+    }
+  };
   const res = emitMetadata(vol, msink, {
     preserveTimestamps: opts.preserveTimestamps,
     fullLogfile: opts.fullLogfile,
     indexBlocks: image ? "all" : "bitmap",
-    extra: image ? extra : [],
+    ...(image && opts.ignoreFsCheck ? { extra } : {}),
     read,
-    onRecord: (r) => p.update(r),
+    onRecord: (r) => {
+      flushDups(r);
+      p.update(r);
+    },
     onDamagedIndex: () => out.write("ERROR(5): Damaged INDX record: Input/output error\n"),
-    onExtra: () => accountClusters(run, scan),
+    onExtra: () => {
+      flushDups(Infinity);
+      accountClusters(run, scan);
+    },
   });
+  flushDups(Infinity);
   if (!image && extra.length) {
     for (const e of extra) msink.clusters(e.start, readClusters(read, e.start * cs, e.count * cs));
   }

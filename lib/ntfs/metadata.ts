@@ -221,7 +221,10 @@ export interface EmitMetadataOptions extends WipeOptions {
    * names: the sparse metadata clone).
    */
   indexBlocks?: "all" | "bitmap";
-  /** Extra clusters ($Bitmap says used, nothing references) copied raw before the backup. */
+  /**
+   * With --ignore-fs-check: the extra clusters ($Bitmap says used, nothing references them),
+   * copied raw before the backup cluster after a gap back to cluster 0 (even when empty).
+   */
   extra?: { start: number; count: number }[];
   /** Reads `buf.length` bytes at a byte offset (default: the volume's source, strictly). */
   read?: (offset: number, buf: Uint8Array) => void;
@@ -563,7 +566,7 @@ export function emitMetadata(
       }
     }
   }
-  if (options.extra?.length) {
+  if (options.extra) {
     options.onExtra?.();
     if (cur !== 0) sink.gap(-cur);
     cur = 0;

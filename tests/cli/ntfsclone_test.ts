@@ -5,6 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { existsSync, statSync } from "node:fs";
+import { MemorySource } from "../../lib/io/mod.ts";
+import { AttrType, NtfsVolume } from "../../lib/ntfs/mod.ts";
 import { MAIN, needs, run, runFsimage, type RunResult, tempDir } from "../_helpers.ts";
 import {
   buildEmptyVolume,
@@ -409,6 +411,41 @@ Deno.test({
       assertSameRun(p, args.join(" "));
       assertSameFile(p.refOut, p.tsOut, args.join(" "));
       assert.match(p.ts.out, /WARNING: The disk has 5 or more bad sectors \(hardware faults\)\.\n/);
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "ntfsclone with clusters referenced twice: refused, or reported twice under --ignore-fs-check",
+  ...ORACLE,
+  fn() {
+    using d = tempDir();
+    const vol = ntfsFixture("c4k", { fresh: true });
+    // $BadClus:$Bad claims two clusters of a user file: the file references them again.
+    let lcn = -1;
+    for (const ino of NtfsVolume.open(new MemorySource(Deno.readFileSync(vol))).walk()) {
+      if (ino.inode < 64 || lcn >= 0) continue;
+      for (const { attr } of ino.attributes) {
+        const r = attr.runs.find((x) => x.lcn >= 0 && x.length >= 3);
+        if (attr.type === AttrType.DATA && r) lcn = r.lcn;
+      }
+    }
+    markBadClusters(vol, lcn, 2, { setBitmap: false });
+    for (
+      const args of [
+        ["-s", "-o", "OUT"],
+        ["-s", "--rescue", "--ignore-fs-check", "-o", "OUT"],
+        ["--rescue", "--ignore-fs-check", "-o", "-"],
+        ["-m", "-s", "--ignore-fs-check", "-o", "OUT"],
+        ["-m", "--ignore-fs-check", "-o", "OUT"],
+      ]
+    ) {
+      const p = both(d.path, [...args, vol]);
+      assertSameRun(p, args.join(" "));
+      if (p.ref.code === 0 && existsSync(p.refOut)) {
+        assertSameFile(p.refOut, p.tsOut, args.join(" "));
+      }
     }
   },
 });

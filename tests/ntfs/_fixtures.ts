@@ -183,7 +183,12 @@ export function patchAttributeByte(
  * Marks `count` free clusters from `start` as bad: rewrites $BadClus:$Bad's runlist (hole,
  * run, hole) in record 8 and sets their $Bitmap bits, as chkdsk would.
  */
-export function markBadClusters(path: string, start: number, count: number): void {
+export function markBadClusters(
+  path: string,
+  start: number,
+  count: number,
+  options: { setBitmap?: boolean } = {},
+): void {
   using src = openSource(path);
   const v = NtfsVolume.open(src);
   const rs = v.mftRecordSize;
@@ -217,5 +222,7 @@ export function markBadClusters(path: string, start: number, count: number): voi
   f.seekSync(at, Deno.SeekMode.Start);
   f.writeSync(rec);
   f.close();
-  for (let c = start; c < start + count; c++) toggleBitmapBit(path, c);
+  if (options.setBitmap ?? true) {
+    for (let c = start; c < start + count; c++) toggleBitmapBit(path, c);
+  }
 }
