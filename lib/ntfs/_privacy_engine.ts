@@ -196,7 +196,7 @@ export class NtfsPrivacyWalk {
   #collect(): void {
     const names: NameRef[] = [];
     for (let r = 0; r < FIRST_USER_RECORD; r++) this.#fixedRecords.add(r);
-    for (const { n, header, attrs, rec } of this.#mft()) {
+    for (const { n, header, attrs, rec } of this.#mft(true)) {
       if (!header.inUse || !attrs) continue;
       const file = header.baseRecord || n; // extension records belong to their base
       for (const attr of attrs) {
@@ -352,6 +352,13 @@ export class NtfsPrivacyWalk {
     if (off + 66 + 2 * len > b.length) return false;
     const parent = u32(b, off) + u16(b, off + 4) * 0x100000000;
     const units = unitsOf(b, off + 66, len);
+    if (!this.#rename.has(nameKey(parent, file, units))) {
+      // A key whose file record could not be read: its name has no planned replacement.
+      const fixed = this.#fixedRecords.has(file) ||
+        (units[0] === 0x24 && this.#fixedRecords.has(parent));
+      if (!fixed && !scrambledUnits(units)) this.#find.add("names", 1, str(units));
+      return false;
+    }
     const n = this.#newName(parent, file, units);
     if (!n || !this.#scrub) return false;
     for (let i = 0; i < n.length; i++) put16(b, off + 66 + 2 * i, n[i]!);
@@ -405,7 +412,7 @@ export class NtfsPrivacyWalk {
    * attributes (null when they do not parse: such a record is left as it is). `rec` is a view
    * into the batch, valid until the next record is requested.
    */
-  *#mft(): Generator<
+  *#mft(countErrors = false): Generator<
     { n: number; rec: Uint8Array; header: MftRecordHeader; attrs: NtfsAttribute[] | null }
   > {
     const rs = this.#rs, count = this.#vol.recordCount;
@@ -433,7 +440,7 @@ export class NtfsPrivacyWalk {
           if (header?.inUse) attrs = parseAttributes(rec, header);
         } catch (e) {
           if (!(e instanceof CorruptImageError)) throw e;
-          this.counts.unreadableRecords++;
+          if (countErrors) this.counts.unreadableRecords++;
         }
         if (header) yield { n, rec, header, attrs };
       }

@@ -11,6 +11,7 @@ import { auditExt } from "../../lib/ext/audit.ts";
 import { scrubExt } from "../../lib/ext/scrub.ts";
 import { auditNtfs } from "../../lib/ntfs/audit.ts";
 import { scrubNtfs } from "../../lib/ntfs/scrub.ts";
+import { NtfsVolume } from "../../lib/ntfs/volume.ts";
 import { buildExtUnmounted, SECRET } from "./_fixtures.ts";
 
 type Run = (img: MemorySink) => unknown;
@@ -87,4 +88,32 @@ Deno.test("auditExt() and auditNtfs() refuse garbage and truncated images", {
   ntfs.set(new TextEncoder().encode("NTFS    "), 3);
   assert.throws(() => auditNtfs(new MemorySource(ntfs)), FsimageError);
   assert.throws(() => auditNtfs(new MemorySource(new Uint8Array(100))), FsimageError);
+});
+
+Deno.test({
+  name: "scrubNtfs() skips a record whose attributes are corrupt and the audit still names it",
+  ...needs("mkntfs", "ntfscp"),
+  fn() {
+    using tmp = tempDir("fsp-");
+    const img = `${tmp.path}/p.img`;
+    mustRun("truncate", ["-s", "8M", img]);
+    mustRun("mkntfs", ["-q", "-F", "-f", img]);
+    Deno.writeTextFileSync(`${tmp.path}/src.txt`, "hi\n");
+    mustRun("ntfscp", [img, `${tmp.path}/src.txt`, `${SECRET}-a.txt`]);
+    mustRun("ntfscp", [img, `${tmp.path}/src.txt`, `${SECRET}-b.txt`]);
+    const bytes = Deno.readFileSync(img);
+    const src = new MemorySource(bytes);
+    const vol = NtfsVolume.open(src);
+    const at = vol.boot.mftLcn * vol.clusterSize + 64 * vol.mftRecordSize;
+    const attrs = bytes[at + 0x14]! | (bytes[at + 0x15]! << 8);
+    bytes[at + attrs + 4] = 3; // the first attribute's length: not a multiple of 8
+    const sink = new MemorySink({ kind: "device", capacity: bytes.length });
+    sink.writeAt(0, bytes);
+    const r = scrubNtfs(sink);
+    assert.equal(r.unreadableRecords, 1);
+    const after = auditNtfs(sink);
+    const names = after.findings.find((f) => f.kind === "names")!;
+    assert.deepEqual(names.samples, [`${SECRET}-a.txt`]);
+    assert.equal(after.clean, false);
+  },
 });
