@@ -15,16 +15,16 @@ import type { ExtInode } from "./inode.ts";
 import { INODE_FLAGS } from "./inode.ts";
 
 /** Block count reported for an IND block or an extent tree node. */
-export const BLOCK_COUNT_IND = -1;
+export const BLOCK_COUNT_IND: number = -1;
 /** Block count reported for a DIND block. */
-export const BLOCK_COUNT_DIND = -2;
+export const BLOCK_COUNT_DIND: number = -2;
 /** Block count reported for a TIND block. */
-export const BLOCK_COUNT_TIND = -3;
+export const BLOCK_COUNT_TIND: number = -3;
 /** Block count reported for a HURD translator block. */
-export const BLOCK_COUNT_TRANSLATOR = -4;
+export const BLOCK_COUNT_TRANSLATOR: number = -4;
 
 /** Deepest extent tree walked; deeper roots are refused as corrupt (ext4 allows 5). */
-export const MAX_EXTENT_DEPTH = 32;
+export const MAX_EXTENT_DEPTH: number = 32;
 
 /** What {@linkcode walkInodeBlocks} needs from the file system. */
 export interface BlockWalkContext {

@@ -149,3 +149,45 @@ Deno.test({
     throws(open(new Uint8Array(0)), CorruptImageError);
   },
 });
+
+Deno.test({
+  name: "group descriptor checksums (crc16 and crc32c) catch a one-byte change",
+  ...needs("mkfs.ext4"),
+  fn() {
+    for (const name of ["ext4-uninit", "ext4-metabg", "ext4-default"]) {
+      const img = Deno.readFileSync(extFixture(name));
+      const v0 = ExtVolume.open(new MemorySource(img));
+      assert(v0.hasGroupChecksums);
+      const loc = v0.descriptorLocations[0]! * v0.blockSize;
+      const bad = img.slice();
+      bad[loc + v0.descSize + 0x0e] = bad[loc + v0.descSize + 0x0e]! ^ 1; // group 1 bg_free_inodes
+      const v = ExtVolume.open(new MemorySource(bad));
+      assertEquals(v.groups.map((g) => g.checksumValid), v0.groups.map((_, i) => i !== 1));
+    }
+  },
+});
+
+Deno.test({
+  name: "a BLOCK_UNINIT group with a bad descriptor checksum has its bitmap read from disk",
+  ...needs("mkfs.ext4", "e2image"),
+  fn() {
+    using tmp = tempDir("fsimage-ext-bbm-");
+    const img = Deno.readFileSync(extFixture("ext4-metabg"));
+    const v0 = ExtVolume.open(new MemorySource(img));
+    const g = v0.groups.findIndex((d) => (d.flags & 2) !== 0);
+    assert(g > 0);
+    const loc = v0.descriptorLocations[Math.floor(g / v0.descPerBlock)]! * v0.blockSize +
+      (g % v0.descPerBlock) * v0.descSize;
+    img[loc + 0x1e] = img[loc + 0x1e]! ^ 0xff; // break the checksum
+    Deno.writeFileSync(`${tmp.path}/c.img`, img);
+    const r = run("e2image", [`${tmp.path}/c.img`, `${tmp.path}/c.e2i`]);
+    assertEquals(r.code, 0, r.err);
+    const image = Deno.readFileSync(`${tmp.path}/c.e2i`);
+    const v = ExtVolume.open(new MemorySource(img));
+    assert(!v.groups[g]!.checksumValid);
+    const off = u32(image, 296), bb = v.clustersPerGroup / 8;
+    for (let i = 0; i < v.groupCount; i++) {
+      assertEquals(v.blockBitmap(i), image.subarray(off + i * bb, off + (i + 1) * bb));
+    }
+  },
+});
