@@ -19,7 +19,7 @@ import {
   SECRET_CORE,
   secretHits,
 } from "./_fixtures.ts";
-import { mustRun } from "../_helpers.ts";
+import { mustRun, sha256File } from "../_helpers.ts";
 
 const ORACLES = needs("root", "mkfs.ext4", "mkfs.ext3", "e2image", "e2fsck", "python3");
 
@@ -91,7 +91,12 @@ for (const recipe of EXT_RECIPES) {
 
       for (const path of [fs, meta]) {
         assert.notDeepEqual(secretHits(path), { utf8: 0, utf16: 0 });
+        const twin = `${path}.twin`;
+        Deno.copyFileSync(path, twin);
         const r = scrubFile(path);
+        scrubFile(twin);
+        assert.equal(sha256File(twin), sha256File(path), "the scrub is deterministic");
+        Deno.removeSync(twin);
         assert.ok(r.changed.some((f) => f.kind === "names" && f.count > 100));
         assert.equal(r.nameCollisions, 0);
         assert.ok(r.htreeConverted >= 1, "the 150-entry directory is an htree");
@@ -124,5 +129,33 @@ Deno.test({
     const after = audit(fs);
     assert.deepEqual(after.findings.map((f) => f.kind), ["uuid", "file-data"]);
     assert.equal(e2fsck(fs).code, 0);
+  },
+});
+
+Deno.test({
+  name: "auditExt() shows what e2image -rs still leaks (all but block-directory names and slack)",
+  ...ORACLES,
+  fn() {
+    using tmp = tempDir("fsp-");
+    const fs = buildExt(tmp.path, EXT_RECIPES[0]!, "fs");
+    const scrambled = `${tmp.path}/s.raw`;
+    mustRun("e2image", ["-rs", fs, scrambled]);
+    const found = kinds(audit(scrambled).findings);
+    for (
+      const k of [
+        "inline-data",
+        "xattr-names",
+        "xattr-values",
+        "symlink-targets",
+        "journal",
+        "label",
+        "last-mounted",
+      ] as const
+    ) assert.ok(found.has(k), `e2image -rs keeps ${k}`);
+    assert.ok(!found.has("dir-slack"), [...found].join(","));
+    // e2image -s scrambles directory blocks only: names in inline-data directories stay.
+    const names = audit(scrambled).findings.find((f) => f.kind === "names")!;
+    assert.deepEqual(names.samples, [`deep-${SECRET}.txt`]);
+    assert.ok(secretHits(scrambled).utf8 > 0);
   },
 });

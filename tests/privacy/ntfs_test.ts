@@ -5,7 +5,7 @@
  * and an ntfs-3g read-only mount lists (and stats) the same tree shape.
  */
 import assert from "node:assert/strict";
-import { mustRun, needs, tempDir } from "../_helpers.ts";
+import { mustRun, needs, sha256File, tempDir } from "../_helpers.ts";
 import { openSink, openSource } from "../../lib/io/mod.ts";
 import { auditNtfs } from "../../lib/ntfs/audit.ts";
 import { scrubNtfs } from "../../lib/ntfs/scrub.ts";
@@ -71,7 +71,12 @@ Deno.test({
 
     for (const path of [fs, meta]) {
       assert.notDeepEqual(secretHits(path), { utf8: 0, utf16: 0 });
+      const twin = `${path}.twin`;
+      Deno.copyFileSync(path, twin);
       const r = scrub(path);
+      scrub(twin);
+      assert.equal(sha256File(twin), sha256File(path), "the scrub is deterministic");
+      Deno.removeSync(twin);
       assert.equal(r.orderViolations, 0);
       assert.ok(r.recordsWritten > 100);
       assert.deepEqual(secretHits(path), { utf8: 0, utf16: 0 }, `${SECRET_CORE} left in ${path}`);
