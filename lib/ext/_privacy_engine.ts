@@ -111,6 +111,7 @@ export class ExtPrivacyWalk {
   /** Counters of the repairs made. */
   readonly counts: ExtScrubCounts = { htreeConverted: 0, nameCollisions: 0, writes: 0 };
 
+  /** Prepares a walk of `vol`; `writer` null audits only, otherwise the walk also scrubs. */
   constructor(
     vol: ExtVolume,
     writer: PrivacyWriter | null,

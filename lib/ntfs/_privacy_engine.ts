@@ -114,6 +114,7 @@ export class NtfsPrivacyWalk {
     unreadableRecords: 0,
   };
 
+  /** Prepares a walk of `vol`; `writer` null audits only, otherwise the walk also scrubs. */
   constructor(
     vol: NtfsVolume,
     writer: PrivacyWriter | null,
