@@ -176,6 +176,13 @@ const RECIPES: Record<string, Recipe> = {
     tree: basicTree,
     local: true,
   },
+  "ext2-hurd": {
+    mkfs: "mkfs.ext2",
+    args: ["-b", "1024", "-o", "hurd"],
+    size: "8M",
+    tree: basicTree,
+    debugfs: ["sif /data.bin translator 5000", "sif /sub translator 6000"],
+  },
   "ext4-deep": {
     mkfs: "mkfs.ext4",
     args: ["-b", "1024", "-O", "^has_journal"],
