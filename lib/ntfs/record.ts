@@ -98,10 +98,16 @@ export interface NtfsAttribute {
   runs: NtfsRun[];
 }
 
-function corrupt(what: string, base: number, at: number, field: string): never {
+function corrupt(
+  what: string,
+  base: number,
+  at: number,
+  field: string,
+  structure = "MFT record",
+): never {
   throw new CorruptImageError(
     `Cannot read NTFS MFT record: ${what} (byte 0x${(base + at).toString(16)})`,
-    { format: "ntfs", structure: "MFT record", field, offset: base + at },
+    { format: "ntfs", structure, field, offset: base + at },
   );
 }
 
@@ -142,6 +148,40 @@ export function parseMftRecordHeader(rec: Uint8Array, base = 0): MftRecordHeader
     return undefined;
   }
   return h;
+}
+
+/**
+ * The full record check libntfs applies to the records it reads while mounting
+ * (ntfs_mft_record_check without the per-type attribute checks): the magic, the sizes, the
+ * alignment, attributes in type order and fitting, and an end marker inside bytes_in_use.
+ * Returns libntfs's message for the first problem, or undefined. `rec` has its fixups undone
+ * (a torn record carries the "BAAD" magic).
+ */
+export function strictRecordProblem(rec: Uint8Array, mftNo: number): string | undefined {
+  const rs = rec.length;
+  const magic = u32(rec, 0);
+  if (magic !== 0x454c4946) return `Record ${mftNo} has no FILE magic (0x${magic.toString(16)})`;
+  const alloc = u32(rec, 0x1c), inUse = u32(rec, 0x18), attrs = u16(rec, 0x14);
+  if (alloc !== rs) return `Record ${mftNo} has corrupt allocation size (${rs} <> ${alloc})`;
+  if (inUse > rs) return `Record ${mftNo} has corrupt in-use size (${inUse} > ${rs})`;
+  if (attrs & 7) return `Attributes badly aligned in record ${mftNo}`;
+  if (attrs > rs) return `Record ${mftNo} is corrupt`;
+  let offset = attrs;
+  let space = inUse - offset;
+  let previous: number = AttrType.STANDARD_INFORMATION;
+  while (space >= 24 && offset + 8 <= rs) {
+    const type = u32(rec, offset);
+    if (type === AttrType.END || type < previous) break;
+    const len = u32(rec, offset + 4);
+    if (len > space || (len & 7) || len === 0) return `Corrupted MFT record ${mftNo}`;
+    previous = type;
+    offset += len;
+    space -= len;
+  }
+  if (space < 4 || offset + 4 > rs || u32(rec, offset) !== AttrType.END) {
+    return `Bad end of MFT record ${mftNo}`;
+  }
+  return undefined;
 }
 
 function decodeName(rec: Uint8Array, off: number, chars: number): string {
@@ -232,7 +272,13 @@ export function parseAttributes(
       a.dataSize = u64(rec, p + 48, what);
       a.initializedSize = u64(rec, p + 56, what);
       if (mp < 64 || mp > length) {
-        corrupt(`mapping_pairs_offset ${mp} is invalid`, base, p + 32, "mapping_pairs_offset");
+        corrupt(
+          `mapping_pairs_offset ${mp} is invalid`,
+          base,
+          p + 32,
+          "mapping_pairs_offset",
+          "runlist",
+        );
       }
       a.runs = decodeRunlist(rec, p + mp, p + length, a.lowestVcn, base);
       if (a.highestVcn > 0 && a.runs.length) {
@@ -245,6 +291,7 @@ export function parseAttributes(
             base,
             p + 24,
             "highest_vcn",
+            "runlist",
           );
         }
       }

@@ -25,6 +25,7 @@ import {
   parseAttributes,
   parseMftRecordHeader,
   residentValue,
+  strictRecordProblem,
 } from "./record.ts";
 import { LCN_HOLE, type NtfsRun } from "./runlist.ts";
 
@@ -264,8 +265,18 @@ export class NtfsVolume {
     const v = new NtfsVolume(source, boot);
     v.#loadMft();
     v.#checkMirror();
+    // The system files libntfs opens while mounting, in its order, with its full record check.
+    for (
+      const [n, what] of [
+        [SystemFile.BITMAP, "Failed to open inode FILE_Bitmap"],
+        [SystemFile.UPCASE, "Failed to open inode FILE_UpCase"],
+        [SystemFile.VOLUME, "Failed to open inode FILE_Volume"],
+        [SystemFile.ATTR_DEF, "Failed to open $AttrDef"],
+      ] as const
+    ) v.#checkSystemRecord(n, what);
     v.#loadVolumeInfo();
     v.#loadBitmap();
+    v.#checkSystemRecord(SystemFile.SECURE, "Failed to open $Secure");
     return v;
   }
 
@@ -325,6 +336,15 @@ export class NtfsVolume {
     const b = new Uint8Array(rs);
     if (this.source.readAt(at, b) < rs) {
       throw new ReadError(this.source.name, at, rs, "Input/output error");
+    }
+    const problem0 = this.#strictCheck(0, b);
+    if (problem0) {
+      corrupt(
+        `Cannot mount NTFS: ${problem0}`,
+        at,
+        "MFT record 0",
+        `${problem0}\nFailed to load $MFT: Input/output error`,
+      );
     }
     if (undoFixups(b) !== "ok") {
       corrupt(
@@ -436,6 +456,30 @@ export class NtfsVolume {
     return parseAttributeList(v, 0);
   }
 
+  /** Reads record `n` raw and applies libntfs's full record check. */
+  #strictCheck(n: number, bytes?: Uint8Array): string | undefined {
+    let b = bytes;
+    if (!b) {
+      b = new Uint8Array(this.mftRecordSize);
+      if (!this.readRuns(this.mftRuns, n * this.mftRecordSize, b)) return `Record ${n} is corrupt`;
+    }
+    b = b.slice();
+    if (undoFixups(b) === "torn") b.set([0x42, 0x41, 0x41, 0x44]);
+    return strictRecordProblem(b, n);
+  }
+
+  #checkSystemRecord(n: number, what: string): void {
+    const problem = this.#strictCheck(n);
+    if (problem) {
+      corrupt(
+        `Cannot mount NTFS: ${problem}`,
+        this.#recordOffset(n),
+        `MFT record ${n}`,
+        `${problem}\n${what}: Input/output error`,
+      );
+    }
+  }
+
   #checkMirror(): void {
     const rs = this.mftRecordSize, cs = this.clusterSize;
     const count = this.mftMirrorRecords;
@@ -444,6 +488,18 @@ export class NtfsVolume {
     const got = this.source.readAt(at, mirror);
     if (got < mirror.length) {
       throw new ReadError(this.source.name, at + got, mirror.length - got, "Input/output error");
+    }
+    for (let i = 0; i < Math.min(count, 16); i++) {
+      const problem = this.#strictCheck(i);
+      if (problem) {
+        corrupt(`Cannot mount NTFS: ${problem}`, this.#recordOffset(i), `MFT record ${i}`, problem);
+      }
+    }
+    for (let i = 0; i < Math.min(count, 16); i++) {
+      const problem = this.#strictCheck(i, mirror.subarray(i * rs, (i + 1) * rs));
+      if (problem) {
+        corrupt(`Cannot mount NTFS: ${problem}`, at + i * rs, `MFT record ${i}`, problem);
+      }
     }
     for (let i = 0; i < count; i++) {
       const mr = mirror.subarray(i * rs, (i + 1) * rs);
