@@ -262,15 +262,24 @@ export function parseAttributes(
         corrupt(`non-resident attribute length ${length} is too short`, base, p + 4, "length");
       }
       const what = `attribute 0x${type.toString(16)}`;
-      a.lowestVcn = u64(rec, p + 16, what);
+      // Out-of-range sizes or VCNs surface, as in libntfs, when the runlist is decoded.
+      const u64r = (off: number) => {
+        try {
+          return u64(rec, off, what);
+        } catch (e) {
+          if (!(e instanceof CorruptImageError)) throw e;
+          return corrupt(e.message.replace(/^Cannot read [^:]*: /, ""), base, off, what, "runlist");
+        }
+      };
+      a.lowestVcn = u64r(p + 16);
       a.highestVcn = Number(
         BigInt.asIntN(64, BigInt(u32(rec, p + 24)) | (BigInt(u32(rec, p + 28)) << 32n)),
       );
       const mp = u16(rec, p + 32);
       a.compressionUnit = u8(rec, p + 34);
-      a.allocatedSize = u64(rec, p + 40, what);
-      a.dataSize = u64(rec, p + 48, what);
-      a.initializedSize = u64(rec, p + 56, what);
+      a.allocatedSize = u64r(p + 40);
+      a.dataSize = u64r(p + 48);
+      a.initializedSize = u64r(p + 56);
       if (mp < 64 || mp > length) {
         corrupt(
           `mapping_pairs_offset ${mp} is invalid`,
