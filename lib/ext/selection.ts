@@ -170,7 +170,10 @@ export function selectE2imageBlocks(
   const ctx = vol.walkContext();
   const hurd = ctx.hurd;
   const allData = options.allData ?? false;
-  const batchInodes = Math.max(1, Math.floor(SCAN_BATCH / isz));
+  // Whole 8-block chunks per batch, so a short read ends where libext2fs's would.
+  const batchInodes = Math.max(1, Math.floor(Math.max(8 * bs, SCAN_BATCH) / (8 * bs))) * 8 * bs /
+    isz;
+  const bad = readBadBlocks(vol);
   const buf = new Uint8Array(Math.min(batchInodes, ipg) * isz);
 
   for (let g = 0; g < vol.groupCount; g++) {
@@ -201,15 +204,23 @@ export function selectE2imageBlocks(
       );
     }
     for (let first = 0; first < left; first += batchInodes) {
-      const n = Math.min(batchInodes, left - first);
+      let n = Math.min(batchInodes, left - first);
       const off = table * bs + first * isz;
+      let readFailed = false;
+      const avail = Math.max(0, vol.source.size - off);
+      if (avail < n * isz) {
+        // libext2fs reads the table 8 blocks at a time and stops at the first short read.
+        const chunkBytes = 8 * bs;
+        n = Math.min(n, Math.floor(Math.floor(avail / chunkBytes) * chunkBytes / isz));
+        readFailed = true;
+      }
       const chunk = buf.subarray(0, n * isz);
-      if (!readAll(vol, off, chunk)) {
+      if (n > 0 && !readAll(vol, off, chunk)) {
         throw scanError(
-          `Cannot scan ext inodes: the source ends inside group ${g}'s inode table (byte 0x${
+          `Cannot scan ext inodes: reading group ${g}'s inode table failed at byte 0x${
             off.toString(16)
-          })`,
-          EXT2_MESSAGES.SHORT_READ,
+          }`,
+          EXT2_MESSAGES.NEXT_INODE_READ,
           "while getting next inode",
           off,
         );
@@ -217,6 +228,7 @@ export function selectE2imageBlocks(
       for (let i = 0; i < n; i++) {
         const o = i * isz;
         if (u16(chunk, o + 0x1a) === 0) continue; // i_links_count
+        if (bad.size && bad.has(table + Math.floor((first + i) * isz / bs))) continue;
         const ino = g * ipg + first + i + 1;
         const acl = u32(chunk, o + 0x68) + (wide ? u16(chunk, o + 0x76) * 0x100000000 : 0);
         if (acl) mark(acl);
@@ -270,6 +282,16 @@ export function selectE2imageBlocks(
           );
         }
       }
+      if (readFailed) {
+        throw scanError(
+          `Cannot scan ext inodes: the source ends inside group ${g}'s inode table (byte 0x${
+            (off + n * isz).toString(16)
+          })`,
+          EXT2_MESSAGES.NEXT_INODE_READ,
+          "while getting next inode",
+          off + n * isz,
+        );
+      }
     }
   }
   return {
@@ -277,6 +299,32 @@ export function selectE2imageBlocks(
     scrambleBlocks: scr ? scr.blocks(vol) : [],
     markCount: count,
   };
+}
+
+/**
+ * The bad-block list of inode 1 (libext2fs's `ext2fs_read_bb_inode`, as the inode scan loads
+ * it): its data blocks inside the fs; empty when inode 1 cannot be read or walked. Inodes in an
+ * inode table block on this list are skipped by the scan.
+ */
+function readBadBlocks(vol: ExtVolume): Set<number> {
+  const bad = new Set<number>();
+  let inode;
+  try {
+    inode = vol.readInode(1);
+  } catch {
+    return bad;
+  }
+  if (inode.flags & INODE_FLAGS.INLINE_DATA) return bad;
+  const limit = Math.max(vol.blocksCount, 16);
+  const err = walkInodeBlocks(inode, vol.walkContext(), (start, n, blockcnt) => {
+    if (blockcnt < 0) return;
+    for (let i = 0; i < n && bad.size < limit; i++) {
+      const b = start + i;
+      if (b >= vol.firstDataBlock && b < vol.blocksCount) bad.add(b);
+    }
+  });
+  if (err) bad.clear();
+  return bad;
 }
 
 function readAll(vol: ExtVolume, offset: number, buf: Uint8Array): boolean {

@@ -85,6 +85,7 @@ export const EXT2_MESSAGES = {
   SHORT_READ: "Attempt to read block from filesystem resulted in short read",
   GDESC_BAD_INODE_TABLE: "Corrupt group descriptor: bad block for inode table",
   MISSING_INODE_TABLE: "A block group is missing an inode table",
+  NEXT_INODE_READ: "Can't read next inode",
   BAD_BLOCK_MARK: "Illegal block number passed to ext2fs_mark_block_bitmap",
   BAD_IND_BLOCK: "Illegal indirect block found",
   BAD_DIND_BLOCK: "Illegal doubly indirect block found",

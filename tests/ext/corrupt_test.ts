@@ -73,6 +73,19 @@ function dirBlock(path: string) {
   };
 }
 
+/** The inode table block holding inode `ino`, from debugfs imap. */
+function imapBlock(ino: number) {
+  return (img: string) => {
+    const m = run("debugfs", ["-R", `imap <${ino}>`, img]).out.match(/located at block (\d+)/);
+    if (!m) throw new Error(`imap <${ino}> failed`);
+    return Number(m[1]);
+  };
+}
+
+function truncateTo(bytes: number) {
+  return (img: string) => Deno.truncateSync(img, bytes);
+}
+
 const CASES: Case[] = [
   {
     name: "bad IND pointer (warning, error forgotten)",
@@ -158,6 +171,26 @@ const CASES: Case[] = [
     fixture: "ext3-htree",
     flag: "-rs",
     corrupt: () => {},
+  },
+  {
+    name: "bad block list covering an inode table block",
+    fixture: "ext2-1k",
+    corrupt: (img) => debugfs(`sif <1> block[0] ${imapBlock(13)(img)}`)(img),
+  },
+  {
+    name: "bad block list with an out-of-range entry (ignored)",
+    fixture: "ext4-default",
+    corrupt: debugfs("sif <1> block[0] 99999999"),
+  },
+  {
+    name: "source truncated inside the inode table",
+    fixture: "ext2-1k",
+    corrupt: truncateTo(100 * 1024),
+  },
+  {
+    name: "source truncated before an extent index block",
+    fixture: "ext4-deep",
+    corrupt: (img) => truncateTo(treeBlock("/frag.bin", "ETB0")(img) * 1024)(img),
   },
   {
     name: "corrupt extent root (ignored)",
