@@ -349,6 +349,8 @@ export function scanVolume(
       onRecord: (r) => (reached = r),
       onCorruptInode: (n) =>
         run.ctx.stderr.write(`ntfs_attr_find: Corrupt inode (${n}): Input/output error\n`),
+      onCorruptAttributeList: (n) =>
+        run.ctx.stderr.write(`Corrupt attribute list entry in MFT record ${n}\n`),
     });
   } catch (e) {
     scanProgress(p, 0, reached);

@@ -193,7 +193,9 @@ function decodeName(rec: Uint8Array, off: number, chars: number): string {
 /**
  * Lists the attribute records of an MFT record in physical order, validating every header
  * against the record bounds and decoding non-resident runlists. `base` is the record's
- * absolute byte offset, for messages.
+ * absolute byte offset, for messages. With `lenient`, the list ends (as libntfs's attribute
+ * walk does) before the first malformed attribute record and resident values are kept inside
+ * their attribute; runlist errors still throw.
  */
 export function parseAttributes(
   rec: Uint8Array,
@@ -201,21 +203,23 @@ export function parseAttributes(
   base = 0,
   options: { lenient?: boolean; onTruncated?: (error: CorruptImageError) => void } = {},
 ): NtfsAttribute[] {
-  const out: NtfsAttribute[] = [];
-  if (options.lenient) {
-    // libntfs's attribute lookup stops (EIO) at the first malformed attribute record: keep
-    // what came before it. Runlist errors still throw, as ntfsclone then exits.
-    try {
-      return parseAttributes(rec, header, base);
-    } catch (e) {
-      if (!(e instanceof CorruptImageError) || e.details.structure === "runlist") throw e;
-      options.onTruncated?.(e);
-      const at = e.details.offset;
-      const good: NtfsAttribute[] = [];
-      for (const a of lenientPrefix(rec, header, base, at)) good.push(a);
-      return good;
-    }
+  if (!options.lenient) return parseAttributesStrict(rec, header, base, false);
+  try {
+    return parseAttributesStrict(rec, header, base, true);
+  } catch (e) {
+    if (!(e instanceof CorruptImageError) || e.details.structure === "runlist") throw e;
+    options.onTruncated?.(e);
+    return lenientPrefix(rec, header, base, e.details.offset);
   }
+}
+
+function parseAttributesStrict(
+  rec: Uint8Array,
+  header: MftRecordHeader,
+  base: number,
+  lenient: boolean,
+): NtfsAttribute[] {
+  const out: NtfsAttribute[] = [];
   const limit = Math.min(header.bytesInUse, rec.length);
   let p = header.attrsOffset;
   for (let guard = 0; guard < rec.length / 16; guard++) {
@@ -254,9 +258,13 @@ export function parseAttributes(
       a.valueLength = u32(rec, p + 16);
       const vo = u16(rec, p + 20);
       if (vo + a.valueLength > length) {
-        corrupt("resident value runs past the attribute", base, p + 16, "value_length");
+        // libntfs's attribute walk does not check resident values; keep them inside the record.
+        if (!lenient) {
+          corrupt("resident value runs past the attribute", base, p + 16, "value_length");
+        }
+        a.valueLength = Math.max(0, length - vo);
       }
-      a.valueOffset = p + vo;
+      a.valueOffset = p + Math.min(vo, length);
     } else {
       if (length < 64) {
         corrupt(`non-resident attribute length ${length} is too short`, base, p + 4, "length");
@@ -333,7 +341,7 @@ function lenientPrefix(
     const copy = rec.slice(0, cut + 4);
     copy.set([0xff, 0xff, 0xff, 0xff], cut);
     try {
-      return parseAttributes(copy, { ...header, bytesInUse: cut + 4 }, base);
+      return parseAttributesStrict(copy, { ...header, bytesInUse: cut + 4 }, base, true);
     } catch (e) {
       if (!(e instanceof CorruptImageError) || e.details.structure === "runlist") throw e;
     }

@@ -138,6 +138,11 @@ export interface NtfsWalkOptions {
    * logs `ntfs_attr_find: Corrupt inode (n)` and stops there too).
    */
   onCorruptInode?: (inode: number) => void;
+  /**
+   * Called when an inode's attribute list names a record or attribute that does not match
+   * (libntfs logs `Corrupt attribute list entry in MFT record n`); its walk stops there.
+   */
+  onCorruptAttributeList?: (inode: number) => void;
 }
 
 function corrupt(message: string, offset: number, structure: string, compat?: string): never {
@@ -666,7 +671,14 @@ export class NtfsVolume {
           if (options.all) yield { inode: ino, bytes, header, extents: new Map(), attributes: [] };
           continue;
         }
-        const inode = this.#openInode(ino, bytes, header, base, options.onCorruptInode);
+        const inode = this.#openInode(
+          ino,
+          bytes,
+          header,
+          base,
+          options.onCorruptInode,
+          options.onCorruptAttributeList,
+        );
         if (inode) yield inode;
       }
     }
@@ -678,6 +690,7 @@ export class NtfsVolume {
     header: MftRecordHeader,
     base: number,
     onCorrupt?: (inode: number) => void,
+    onCorruptList?: (inode: number) => void,
   ): NtfsWalkInode | undefined {
     const onTruncated = () => onCorrupt?.(ino);
     const attrs = parseAttributes(bytes, header, base, { lenient: true, onTruncated });
@@ -712,26 +725,25 @@ export class NtfsVolume {
       if (!recAttrs) {
         const x = this.readRecord(e.record);
         if (!x || !x.header.inUse || !x.header.isExtent || x.header.baseRecord !== ino) {
-          return undefined;
+          onCorruptList?.(ino);
+          break;
         }
         recBytes = x.bytes;
         extents.set(e.record, x.bytes);
-        try {
-          recAttrs = parseAttributes(x.bytes, x.header, this.#recordOffset(e.record), {
-            lenient: true,
-            onTruncated,
-          });
-        } catch (err) {
-          if (err instanceof CorruptImageError) return undefined;
-          throw err;
-        }
+        recAttrs = parseAttributes(x.bytes, x.header, this.#recordOffset(e.record), {
+          lenient: true,
+          onTruncated,
+        });
         parsed.set(e.record, recAttrs);
       }
-      const a = recAttrs.find((x) =>
-        x.type === e.type && x.name === e.name && x.instance === e.instance &&
-        (x.nonResident ? x.lowestVcn : 0) === e.lowestVcn
-      );
-      if (!a) return undefined;
+      // As libntfs: the record's attribute with the entry's instance number; none means the
+      // entry is passed over, a different type or name means a corrupt list (the walk stops).
+      const a = recAttrs.find((x) => x.instance === e.instance);
+      if (!a) continue;
+      if (a.type !== e.type || a.name !== e.name) {
+        onCorruptList?.(ino);
+        break;
+      }
       out.push({ record: e.record, bytes: recBytes!, attr: a });
     }
     if (!listPlaced) out.push({ record: ino, bytes, attr: list });
@@ -744,7 +756,7 @@ export class NtfsVolume {
    * drops the bad clusters.
    */
   scan(
-    options: Pick<NtfsWalkOptions, "onRecord" | "onCorruptInode"> = {},
+    options: Pick<NtfsWalkOptions, "onRecord" | "onCorruptInode" | "onCorruptAttributeList"> = {},
   ): NtfsScan {
     interface R {
       start: number;
