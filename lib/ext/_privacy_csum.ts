@@ -136,3 +136,8 @@ export function setJournalSuperblockChecksum(jsb: Uint8Array): void {
   put32be(jsb, 0xfc, 0);
   put32be(jsb, 0xfc, crc32cUpdate(0xffffffff, jsb.subarray(0, 1024)));
 }
+
+/** Recomputes `mmp_checksum` (offset 0x3FC) of an MMP block in place (metadata_csum). */
+export function setMmpChecksum(mmp: Uint8Array, csumSeed: number): void {
+  put32(mmp, 0x3fc, crc32cUpdate(csumSeed, mmp.subarray(0, 0x3fc)));
+}

@@ -34,6 +34,7 @@ import {
   setDirBlockChecksum,
   setInodeChecksum,
   setJournalSuperblockChecksum,
+  setMmpChecksum,
   setSuperblockChecksum,
   setXattrBlockChecksum,
   writeDirentTail,
@@ -152,6 +153,7 @@ export class ExtPrivacyWalk {
   /** Runs the whole walk. */
   run(): void {
     this.#superblocks();
+    this.#mmp();
     const vol = this.#vol;
     const journalIno = vol.superblock.journalInum;
     for (let g = 0; g < vol.groupCount; g++) this.#group(g, journalIno);
@@ -227,6 +229,25 @@ export class ExtPrivacyWalk {
         this.#write(off, b);
       }
     }
+  }
+
+  /** The MMP block records the host name and device path of the last opener. */
+  #mmp(): void {
+    const vol = this.#vol;
+    const blk = vol.superblock.mmpBlock;
+    if (!(vol.superblock.featureIncompat & INCOMPAT.MMP)) return;
+    if (blk < vol.firstDataBlock || blk >= vol.blocksCount) return;
+    const b = new Uint8Array(this.#bs);
+    this.#read(blk * this.#bs, b);
+    if (u32(b, 0) !== 0x004d4d50) return; // mmp_magic
+    const node = b.subarray(0x10, 0x50), dev = b.subarray(0x50, 0x70);
+    if (isZero(node) && isZero(dev)) return;
+    this.#find.add("last-mounted", 1, `MMP ${cString(node)} ${cString(dev)}`);
+    if (!this.#scrub) return;
+    node.fill(0);
+    dev.fill(0);
+    if (this.#csum) setMmpChecksum(b, this.#seed);
+    this.#write(blk * this.#bs, b);
   }
 
   // ---- inode tables -----------------------------------------------------------------------

@@ -4,8 +4,8 @@
  * entry/block hash and block checksum, jbd2 superblock. Plus the shared name generator.
  */
 import assert from "node:assert/strict";
-import { needs, tempDir } from "../_helpers.ts";
-import { openSource } from "../../lib/io/mod.ts";
+import { mustRun, needs, tempDir } from "../_helpers.ts";
+import { openSink, openSource } from "../../lib/io/mod.ts";
 import { u16, u32, u32be } from "../../lib/_internal/bytes.ts";
 import { ExtVolume } from "../../lib/ext/volume.ts";
 import { walkInodeBlocks } from "../../lib/ext/block_map.ts";
@@ -14,6 +14,7 @@ import {
   inodeChecksum,
   setDirBlockChecksum,
   setJournalSuperblockChecksum,
+  setMmpChecksum,
   setSuperblockChecksum,
   setXattrBlockChecksum,
   superblockChecksumOk,
@@ -26,7 +27,9 @@ import {
   printableSample,
   scrambledName,
 } from "../../lib/_internal/privacy.ts";
-import { buildExt, buildExtUnmounted, EXT_RECIPES } from "./_fixtures.ts";
+import { buildExt, buildExtUnmounted, e2fsck, EXT_RECIPES, SECRET } from "./_fixtures.ts";
+import { auditExt } from "../../lib/ext/audit.ts";
+import { scrubExt } from "../../lib/ext/scrub.ts";
 
 /** Recomputes the jbd2 superblock checksum; returns the stored value. */
 function checkJournalSuperblock(vol: ExtVolume): number {
@@ -160,5 +163,46 @@ Deno.test({
     } finally {
       src.close();
     }
+  },
+});
+
+Deno.test({
+  name: "MMP: the node name and device path are found and wiped, the checksum redone",
+  ...needs("mkfs.ext4", "e2fsck"),
+  fn() {
+    using tmp = tempDir("fsp-");
+    const img = `${tmp.path}/${SECRET}.img`;
+    mustRun("truncate", ["-s", "8M", img]);
+    // mkfs records this host and the device path as given (here the secret) in the MMP block.
+    mustRun("mkfs.ext4", ["-q", "-F", "-O", "mmp", `${SECRET}.img`], { cwd: tmp.path });
+    const readMmp = () => {
+      const src = openSource(img);
+      try {
+        const vol = ExtVolume.open(src);
+        const b = new Uint8Array(vol.blockSize);
+        vol.readBlock(vol.superblock.mmpBlock, b);
+        return { b, seed: vol.csumSeed };
+      } finally {
+        src.close();
+      }
+    };
+    const { b, seed } = readMmp();
+    assert.equal(u32(b, 0), 0x004d4d50);
+    const stored = u32(b, 0x3fc);
+    setMmpChecksum(b, seed);
+    assert.equal(u32(b, 0x3fc), stored);
+    const src = openSource(img);
+    const found = auditExt(src).findings.find((f) => f.kind === "last-mounted")!;
+    src.close();
+    assert.ok(found.samples.some((s) => s.startsWith("MMP ") && s.includes(SECRET)));
+    const sink = openSink(img, { mode: "existing" });
+    scrubExt(sink);
+    sink.close();
+    const after = readMmp();
+    assert.ok(after.b.subarray(0x10, 0x70).every((x) => x === 0));
+    const c = u32(after.b, 0x3fc);
+    setMmpChecksum(after.b, after.seed);
+    assert.equal(u32(after.b, 0x3fc), c);
+    assert.equal(e2fsck(img).code, 0);
   },
 });
