@@ -174,12 +174,72 @@ export function strictRecordProblem(rec: Uint8Array, mftNo: number): string | un
     if (type === AttrType.END || type < previous) break;
     const len = u32(rec, offset + 4);
     if (len > space || (len & 7) || len === 0) return `Corrupted MFT record ${mftNo}`;
+    const bad = attributeInconsistency(rec, offset, mftNo);
+    if (bad) return bad;
     previous = type;
     offset += len;
     space -= len;
   }
   if (space < 4 || offset + 4 > rs || u32(rec, offset) !== AttrType.END) {
     return `Bad end of MFT record ${mftNo}`;
+  }
+  return undefined;
+}
+
+/** ntfs_attr_inconsistent: the per-attribute checks of libntfs's full record check. */
+function attributeInconsistency(rec: Uint8Array, a: number, n: number): string | undefined {
+  const type = u32(rec, a), len = u32(rec, a + 4), nonRes = u8(rec, a + 8);
+  const nameLen = u8(rec, a + 9), nameOff = u16(rec, a + 10);
+  const nameBad = nameLen !== 0 && nameOff + 2 * nameLen > len;
+  const hex = type.toString(16);
+  let valueLength = 0, v = 0;
+  if (nonRes) {
+    const lowest = BigInt(u32(rec, a + 16)) | (BigInt(u32(rec, a + 20)) << 32n);
+    const highest = BigInt(u32(rec, a + 24)) | (BigInt(u32(rec, a + 28)) << 32n);
+    if (nonRes !== 1 || len < 64 || u16(rec, a + 32) >= len || nameBad || highest < lowest) {
+      return `Corrupt non resident attribute 0x${hex} in MFT record ${n}`;
+    }
+  } else {
+    valueLength = u32(rec, a + 16);
+    v = a + u16(rec, a + 20);
+    if (
+      len < 24 || (valueLength & 0xff000000) !== 0 ||
+      (valueLength !== 0 && u16(rec, a + 20) + valueLength > len) || nameBad
+    ) return `Corrupt resident attribute 0x${hex} in MFT record ${n}`;
+  }
+  const at = (o: number, f: (x: number) => number) => (v + o + 4 <= rec.length ? f(v + o) : 0);
+  switch (type) {
+    case AttrType.FILE_NAME: {
+      const fnLen = nonRes || valueLength < 66 ? 0 : u8(rec, v + 64);
+      if (nonRes || valueLength < 66 || !fnLen || fnLen * 2 + 66 > valueLength) {
+        return `Corrupt file name attribute in MFT record ${n}.`;
+      }
+      break;
+    }
+    case AttrType.INDEX_ROOT: {
+      const r32 = (o: number) => at(o, (x) => u32(rec, x));
+      const eo = r32(16), il = r32(20), as = r32(24);
+      if (nonRes || valueLength < 29 || eo < 16 || il < eo || as < il || valueLength < as + 13) {
+        return `Corrupt index root in MFT record ${n}.`;
+      }
+      break;
+    }
+    case AttrType.STANDARD_INFORMATION:
+      if (nonRes || valueLength < 48) return `Corrupt standard information in MFT record ${n}`;
+      break;
+    case AttrType.OBJECT_ID:
+      if (nonRes || valueLength < 16) return `Corrupt object id in MFT record ${n}`;
+      break;
+    case AttrType.VOLUME_NAME:
+    case AttrType.EA_INFORMATION:
+      if (nonRes) return `Attribute 0x${hex} in MFT record ${n} should be resident.`;
+      break;
+    case AttrType.VOLUME_INFORMATION:
+      if (nonRes || valueLength < 12) return `Corrupt volume information in MFT record ${n}`;
+      break;
+    case AttrType.INDEX_ALLOCATION:
+      if (!nonRes) return `Corrupt index allocation in MFT record ${n}`;
+      break;
   }
   return undefined;
 }
