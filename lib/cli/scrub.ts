@@ -105,7 +105,12 @@ export function scrubCommand(args: string[], ctx: CommandContext): number {
     const status = left.length ? 1 : 0;
     if (values.quiet) return status;
     if (values.json) {
-      ctx.stdout.write(JSON.stringify({ image: path, ...result, clean: after.clean, left }) + "\n");
+      // Counts only: the JSON summary does not repeat what was wiped either.
+      const counts = result.changed.map(({ kind, severity, count }) => ({ kind, severity, count }));
+      ctx.stdout.write(
+        JSON.stringify({ image: path, ...result, changed: counts, clean: after.clean, left }) +
+          "\n",
+      );
       return status;
     }
     const changed = result.changed.filter((f) => f.severity === "leak");
@@ -117,6 +122,11 @@ export function scrubCommand(args: string[], ctx: CommandContext): number {
       ctx.stdout.write(`${result.htreeConverted} htree directories made linear\n`);
     }
     const collisions = "nameCollisions" in result ? result.nameCollisions : result.orderViolations;
+    if ("unreadableRecords" in result && result.unreadableRecords) {
+      ctx.stdout.write(
+        `warning: ${result.unreadableRecords} MFT records could not be parsed and were left as they are\n`,
+      );
+    }
     if (collisions) {
       ctx.stdout.write(`warning: ${collisions} names could not be made unique/ordered\n`);
     }

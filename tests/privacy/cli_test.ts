@@ -42,6 +42,15 @@ Deno.test({
     assert.ok(!s.out.includes(SECRET), "the summary does not repeat what it wiped");
     assert.match(s.out, /clean: nothing identifying left/);
 
+    const again = runFsimage(["scrub", "--json", img], {
+      flags: ["--allow-read", "--allow-write"],
+    });
+    assert.equal(again.code, 0, again.err);
+    const summary = JSON.parse(again.out);
+    assert.equal(summary.clean, true);
+    assert.deepEqual(summary.left, []);
+    assert.ok(summary.changed.every((f: object) => !("samples" in f)));
+
     const after = runFsimage(["audit", img], { flags: [`--allow-read=${img}`] });
     assert.equal(after.code, 0, after.out);
     assert.match(after.out, /^clean: nothing identifying found \(volume identifiers aside\)$/m);
