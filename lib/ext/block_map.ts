@@ -234,6 +234,28 @@ function walkExtents(
       detail: `extent tree depth ${depth} exceeds ${MAX_EXTENT_DEPTH}`,
     };
   }
+  if (depth === 0) {
+    // The root is the only (leaf) node: the same walk as below without a handle. Skipping an
+    // extent also skips the one after it (libext2fs had already fetched it).
+    const n = u16(root, 2);
+    let blockcnt = 0;
+    for (let i = 0; i < n;) {
+      const o = 12 + 12 * i;
+      let len = u16(root, o + 4);
+      if (len > 32768) len -= 32768;
+      const lblk = u32(root, o);
+      if (lblk + len <= blockcnt) {
+        i += 2;
+        continue;
+      }
+      if (lblk > blockcnt) blockcnt = lblk;
+      const blk = u32(root, o + 8) + u16(root, o + 6) * 0x100000000 + (blockcnt - lblk);
+      if (len > 0) visit(blk, len, lblk);
+      blockcnt = lblk + len;
+      i++;
+    }
+    return null;
+  }
   const h = new ExtentHandle(ctx, root, inode.sizeLo, depth);
   let blockcnt = 0;
   let op: "root" | "next" | "current" = "root";

@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { u16, u32 } from "../_internal/bytes.ts";
+import { CorruptImageError } from "../errors.ts";
+import { u16 } from "../_internal/bytes.ts";
 
 /** File type bits of `i_mode`. */
 export const S_IFMT = 0xf000;
@@ -84,26 +85,36 @@ export function parseExtInode(
   inodeSize: number,
   wide: boolean,
 ): ExtInode {
-  const b = bytes, o = offset;
-  const block: number[] = [];
-  for (let i = 0; i < 15; i++) block.push(u32(b, o + 0x28 + 4 * i, "i_block"));
-  const sizeLo = u32(b, o + 4, "i_size");
-  const sizeHi = u32(b, o + 0x6c, "i_size_high");
+  const o = offset;
+  if (!(Number.isInteger(o) && o >= 0 && o + 128 <= bytes.length)) {
+    throw new CorruptImageError(
+      `Cannot read ext inode: 128 bytes at 0x${
+        o.toString(16)
+      } lie outside a ${bytes.length}-byte buffer`,
+      { format: "ext", structure: "inode", offset: o },
+    );
+  }
+  const v = new DataView(bytes.buffer, bytes.byteOffset + o, 128);
+  const block = new Array<number>(15);
+  for (let i = 0; i < 15; i++) block[i] = v.getUint32(0x28 + 4 * i, true);
+  const sizeLo = v.getUint32(4, true);
+  const sizeHi = v.getUint32(0x6c, true);
   return {
-    mode: u16(b, o, "i_mode"),
-    uid: u16(b, o + 2, "i_uid"),
+    mode: v.getUint16(0, true),
+    uid: v.getUint16(2, true),
     size: (sizeHi & 0x1fffff) * 0x100000000 + sizeLo,
     sizeLo,
-    linksCount: u16(b, o + 0x1a, "i_links_count"),
-    blocksLo: u32(b, o + 0x1c, "i_blocks"),
-    flags: u32(b, o + 0x20, "i_flags"),
-    osd1: u32(b, o + 0x24, "osd1"),
+    linksCount: v.getUint16(0x1a, true),
+    blocksLo: v.getUint32(0x1c, true),
+    flags: v.getUint32(0x20, true),
+    osd1: v.getUint32(0x24, true),
     block,
-    blockBytes: b.slice(o + 0x28, o + 0x64),
-    generation: u32(b, o + 0x64, "i_generation"),
-    fileAcl: u32(b, o + 0x68, "i_file_acl") +
-      (wide ? u16(b, o + 0x76, "l_i_file_acl_high") * 0x100000000 : 0),
-    extraIsize: inodeSize > 128 ? u16(b, o + 0x80, "i_extra_isize") : 0,
+    blockBytes: bytes.slice(o + 0x28, o + 0x64),
+    generation: v.getUint32(0x64, true),
+    fileAcl: v.getUint32(0x68, true) + (wide ? v.getUint16(0x76, true) * 0x100000000 : 0),
+    extraIsize: inodeSize > 128 && o + 0x82 <= bytes.length
+      ? u16(bytes, o + 0x80, "i_extra_isize")
+      : 0,
   };
 }
 
