@@ -5,7 +5,7 @@
  * @module
  */
 import { CorruptImageError } from "../errors.ts";
-import { u16, u32, u64, u8 } from "../_internal/bytes.ts";
+import { u16, u32, u64, u64n, u8 } from "../_internal/bytes.ts";
 import { decodeRunlist, type NtfsRun } from "./runlist.ts";
 
 /** MFT record flag: the record is in use (MFT_RECORD_IN_USE). */
@@ -96,6 +96,11 @@ export interface NtfsAttribute {
   compressionUnit: number;
   /** Non-resident: the decoded runlist. */
   runs: NtfsRun[];
+  /**
+   * Lenient parsing only: the error decoding this attribute's runlist (its `runs` are then
+   * empty); a walk that uses the attribute throws it.
+   */
+  runlistError?: CorruptImageError;
 }
 
 function corrupt(
@@ -329,47 +334,71 @@ function parseAttributesStrict(
       if (length < 64) {
         corrupt(`non-resident attribute length ${length} is too short`, base, p + 4, "length");
       }
-      const what = `attribute 0x${type.toString(16)}`;
-      // Out-of-range sizes or VCNs surface, as in libntfs, when the runlist is decoded.
-      const u64r = (off: number) => {
-        try {
-          return u64(rec, off, what);
-        } catch (e) {
-          if (!(e instanceof CorruptImageError)) throw e;
-          return corrupt(e.message.replace(/^Cannot read [^:]*: /, ""), base, off, what, "runlist");
-        }
-      };
-      a.lowestVcn = u64r(p + 16);
-      a.highestVcn = Number(
-        BigInt.asIntN(64, BigInt(u32(rec, p + 24)) | (BigInt(u32(rec, p + 28)) << 32n)),
-      );
-      const mp = u16(rec, p + 32);
-      a.compressionUnit = u8(rec, p + 34);
-      a.allocatedSize = u64r(p + 40);
-      a.dataSize = u64r(p + 48);
-      a.initializedSize = u64r(p + 56);
-      if (mp < 64 || mp > length) {
-        corrupt(
-          `mapping_pairs_offset ${mp} is invalid`,
-          base,
-          p + 32,
-          "mapping_pairs_offset",
-          "runlist",
+      const decode = () => {
+        const what = `attribute 0x${type.toString(16)}`;
+        // Out-of-range sizes or VCNs surface, as in libntfs, when the runlist is decoded.
+        const u64r = (off: number) => {
+          try {
+            return u64(rec, off, what);
+          } catch (e) {
+            if (!(e instanceof CorruptImageError)) throw e;
+            return corrupt(
+              e.message.replace(/^Cannot read [^:]*: /, ""),
+              base,
+              off,
+              what,
+              "runlist",
+            );
+          }
+        };
+        a.lowestVcn = u64r(p + 16);
+        a.highestVcn = Number(
+          BigInt.asIntN(64, BigInt(u32(rec, p + 24)) | (BigInt(u32(rec, p + 28)) << 32n)),
         );
-      }
-      a.runs = decodeRunlist(rec, p + mp, p + length, a.lowestVcn, base);
-      if (a.highestVcn > 0 && a.runs.length) {
-        const last = a.runs[a.runs.length - 1]!;
-        if (last.vcn + last.length - 1 !== a.highestVcn) {
+        const mp = u16(rec, p + 32);
+        a.compressionUnit = u8(rec, p + 34);
+        // Sizes do not enter the runlist decoding: hostile values are clamped, not fatal.
+        const size = (off: number) => {
+          const v = u64n(rec, off, what);
+          return v > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(v);
+        };
+        a.allocatedSize = size(p + 40);
+        a.dataSize = size(p + 48);
+        a.initializedSize = size(p + 56);
+        if (mp < 64 || mp > length) {
           corrupt(
-            `highest_vcn ${a.highestVcn} does not match the runlist end ${
-              last.vcn + last.length - 1
-            }`,
+            `mapping_pairs_offset ${mp} is invalid`,
             base,
-            p + 24,
-            "highest_vcn",
+            p + 32,
+            "mapping_pairs_offset",
             "runlist",
           );
+        }
+        a.runs = decodeRunlist(rec, p + mp, p + length, a.lowestVcn, base);
+        if (a.highestVcn > 0 && a.runs.length) {
+          const last = a.runs[a.runs.length - 1]!;
+          if (last.vcn + last.length - 1 !== a.highestVcn) {
+            corrupt(
+              `highest_vcn ${a.highestVcn} does not match the runlist end ${
+                last.vcn + last.length - 1
+              }`,
+              base,
+              p + 24,
+              "highest_vcn",
+              "runlist",
+            );
+          }
+        }
+      };
+      if (!lenient) decode();
+      else {
+        // The walk decodes a runlist only when it uses the attribute, as libntfs does.
+        try {
+          decode();
+        } catch (e) {
+          if (!(e instanceof CorruptImageError) || e.details.structure !== "runlist") throw e;
+          a.runs = [];
+          a.runlistError = e;
         }
       }
     }

@@ -697,6 +697,7 @@ export class NtfsVolume {
     const extents = new Map<number, Uint8Array>();
     const list = attrs.find((a) => a.type === AttrType.ATTRIBUTE_LIST);
     if (!list) {
+      for (const a of attrs) if (a.runlistError) throw a.runlistError;
       return {
         inode: ino,
         bytes,
@@ -747,6 +748,7 @@ export class NtfsVolume {
       out.push({ record: e.record, bytes: recBytes!, attr: a });
     }
     if (!listPlaced) out.push({ record: ino, bytes, attr: list });
+    for (const w of out) if (w.attr.runlistError) throw w.attr.runlistError;
     return { inode: ino, bytes, header, extents, attributes: out };
   }
 
