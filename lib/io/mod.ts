@@ -22,3 +22,4 @@ export * from "./util.ts";
 export * from "./sparse.ts";
 export * from "./file.ts";
 export * from "../_internal/extents.ts";
+export * from "./overlay.ts";
