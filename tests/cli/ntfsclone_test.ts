@@ -449,3 +449,34 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "ntfsclone -s of seeded hostile mutations: same status and image as ntfsclone",
+  ...ORACLE,
+  fn() {
+    using d = tempDir();
+    const base = Deno.readFileSync(ntfsFixture("c4k"));
+    let seed = 20261123;
+    const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) % 2147483648) % n;
+    // The boot sector, the first MFT records, the rest of the MFT, $MFTMirr.
+    const zones = [[0, 512], [0x4000, 0x10000], [0x14000, 0x50000], [2047 * 4096, 4096]];
+    let cloned = 0, refused = 0;
+    for (let t = 0; t < 16; t++) {
+      const img = base.slice();
+      for (let k = 0, n = 1 + rnd(30); k < n; k++) {
+        const [from, len] = zones[rnd(zones.length)]!;
+        img[from! + rnd(len!)] = rnd(256);
+      }
+      const vol = `${d.path}/m${t}.img`;
+      Deno.writeFileSync(vol, img);
+      const p = both(d.path, ["-q", "-s", "-O", "OUT", vol]);
+      assert.equal(p.ts.code, p.ref.code, `mutation ${t}: ${p.ts.out}${p.ts.err}`);
+      assert.doesNotMatch(p.ts.err, /Error|fsimage:/, `mutation ${t}`);
+      if (p.ref.code === 0) assertSameFile(p.refOut, p.tsOut, `mutation ${t}`);
+      if (p.ref.code === 0) cloned++;
+      else refused++;
+      Deno.removeSync(vol);
+    }
+    assert.ok(cloned >= 3 && refused >= 3, `cloned ${cloned}, refused ${refused}`);
+  },
+});
