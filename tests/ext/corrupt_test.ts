@@ -193,6 +193,16 @@ const CASES: Case[] = [
     corrupt: (img) => truncateTo(treeBlock("/frag.bin", "ETB0")(img) * 1024)(img),
   },
   {
+    name: "three inodes sharing one EA block",
+    fixture: "ext4-default",
+    corrupt: (img) => {
+      const m = run("debugfs", ["-R", "stat /hello.txt", img]).out.match(/File ACL: (\d+)/);
+      if (!m) throw new Error("no EA block");
+      debugfs(`sif /data.bin file_acl ${m[1]}`)(img);
+      debugfs(`sif /sub file_acl ${m[1]}`)(img);
+    },
+  },
+  {
     name: "corrupt extent root (ignored)",
     fixture: "ext4-default",
     corrupt: debugfs("sif /data.bin block[0] 0"),
@@ -235,6 +245,7 @@ for (const c of CASES) {
         .map((l) => l.replace(/^\S*e2image: /, "e2image: "));
       const lines: string[] = [];
       const outLines: string[] = [];
+      let markCount = -1;
       let code = 0;
       const src = openSource(img);
       try {
@@ -244,6 +255,7 @@ for (const c of CASES) {
           scramble: flag === "-rs",
           onWarning: (l) => lines.push(l),
         });
+        markCount = sel.markCount;
         const bs = v.blockSize;
         const scr = new Set<number>();
         for (const e of sel.scrambleBlocks) for (let i = 0; i < e.count; i++) scr.add(e.start + i);
@@ -270,6 +282,10 @@ for (const c of CASES) {
         assertEquals(run("cmp", [want, got]).code, 0);
         assertEquals(outLines, r.out.split("\n").filter((l) => l !== ""));
         assertEquals(outLines.length > 0, c.stdout ?? false);
+        // The progress total (duplicates and rejected marks included).
+        const p = run("e2image", [`${flag}p`, img, `${tmp.path}/p.raw`]);
+        const m = p.err.match(/Copied \d+ \/ (\d+) blocks/);
+        assertEquals(markCount, m ? Number(m[1]) : -1, p.err);
       }
     },
   });

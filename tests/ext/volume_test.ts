@@ -191,3 +191,41 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "ExtVolume.open() refuses huge counts quickly, without allocating for them",
+  permissions: "none",
+  fn() {
+    // A minimal valid-looking 1 KiB superblock with absurd geometry.
+    const sb = new Uint8Array(1024);
+    const v = new DataView(sb.buffer);
+    v.setUint16(0x38, 0xef53, true);
+    v.setUint32(0x4c, 1, true);
+    v.setUint16(0x58, 128, true);
+    v.setUint32(0x14, 1, true); // first data block
+    v.setUint32(0x20, 8, true); // blocks per group
+    v.setUint32(0x24, 8, true);
+    v.setUint32(0x04, 0xffffffff, true); // blocks: 2^32 - 1 → 2^29 groups
+    v.setUint32(0x28, 8, true); // inodes per group
+    v.setUint32(0x00, ((2 ** 29) * 8) >>> 0, true); // wraps: mismatch
+    const img = new Uint8Array(4096);
+    img.set(sb, 1024);
+    const t0 = performance.now();
+    throws(
+      () => ExtVolume.open(new MemorySource(img)),
+      (e: unknown) =>
+        e instanceof CorruptImageError && e.details.compat === "The ext2 superblock is corrupt",
+    );
+    // Consistent counts, but 2^29 descriptors (16 GiB) cannot come from a 4 KiB source.
+    v.setUint32(0x28, 1, true);
+    v.setUint32(0x00, 2 ** 29, true);
+    img.set(sb, 1024);
+    throws(
+      () => ExtVolume.open(new MemorySource(img)),
+      (e: unknown) =>
+        e instanceof CorruptImageError &&
+        e.details.compat === "Attempt to read block from filesystem resulted in short read",
+    );
+    assert(performance.now() - t0 < 1000);
+  },
+});
