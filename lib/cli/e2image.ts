@@ -23,7 +23,15 @@ import {
   type MountEntry,
   readMountTable,
 } from "./permissions.ts";
-import { copyExtents, FdSink, FdSource, type Sink, type Source, WindowSink } from "../io/mod.ts";
+import {
+  copyExtents,
+  FdSink,
+  FdSource,
+  OverlaySource,
+  type Sink,
+  type Source,
+  WindowSink,
+} from "../io/mod.ts";
 import { WindowSource } from "../io/window.ts";
 import { type BlockExtent, blocksToBytes } from "../_internal/extents.ts";
 import { isZero } from "../_internal/bytes.ts";
@@ -36,6 +44,7 @@ import {
   WriteError,
 } from "../errors.ts";
 import { probeQcow2, Qcow2Reader, writeQcow2 } from "../qcow2/mod.ts";
+import { scrubExt } from "../ext/scrub.ts";
 import { probeOtherFilesystem } from "./e2image_probe.ts";
 import { writeNormalImage } from "../e2image/normal.ts";
 import { installNormalImage } from "../e2image/install.ts";
@@ -147,6 +156,8 @@ interface Parsed {
   moveMode: boolean;
   device: string;
   imageFn: string;
+  /** fsimage's `--scrub`: wipe what could identify people or data before imaging. */
+  privacyScrub: boolean;
 }
 
 /**
@@ -210,7 +221,15 @@ function parse(args: string[], ctx: CommandContext): Parsed {
     moveMode: false,
     device: "",
     imageFn: "",
+    privacyScrub: false,
   };
+  // fsimage's own long option, taken out before e2image's exact getopt sees the rest.
+  const end = args.indexOf("--");
+  const opts = end < 0 ? args : args.slice(0, end);
+  if (opts.includes("--scrub")) {
+    p.privacyScrub = true;
+    args = [...opts.filter((a) => a !== "--scrub"), ...(end < 0 ? [] : args.slice(end))];
+  }
   const r = getopt(args, OPTSTRING);
   for (const ev of r.events) {
     if (ev.kind === "invalid") {
@@ -461,6 +480,13 @@ function run(
         throw new CorruptImageError("A backup superblock needs its block size (-B)", {
           compat: "Invalid argument passed to ext2 library",
         });
+      }
+      if (p.privacyScrub) {
+        if (p.install) fail("--scrub makes images; it cannot be used with -I");
+        // Scrub a copy-on-write view of the source: the source is never written.
+        const overlay = new OverlaySource(source, { blockSize: 1024 });
+        scrubExt(overlay, { wipeData: !p.allData });
+        source = overlay;
       }
       // libext2fs takes the superblock number as an int.
       const sbNum = Number(BigInt.asIntN(32, p.superblock));
