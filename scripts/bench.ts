@@ -1,13 +1,22 @@
 /**
  * `deno task bench`: builds its inputs (a multi-GiB ext4 and NTFS image full of real data, a
  * metadata-heavy ext4 with ~200,000 inodes, a sparse multi-TiB ext4), then runs every job with
- * fsimage and with the native tool alternately in the same run, several times, and prints a
- * markdown table: median wall time, ratio fsimage/native, throughput of used data, peak RSS. The
- * table is written to docs/performance.md. Bench code is not part of the test suite.
+ * fsimage, with the native tool and, for data-copying jobs, with `qemu-img convert` on the same
+ * image (the copy ceiling), alternately in the same run, several times. It prints a markdown
+ * table (median wall time, ratios, throughput of used data, peak RSS, whether the outputs agree,
+ * which targets are met) and writes it to docs/performance.md. Bench code is not part of the
+ * test suite; nothing asserts a time.
+ *
+ * Every timed command starts from the same state: its output is removed and `sync` flushes the
+ * dirty pages of the previous run before the clock starts, so no run pays for another's
+ * writeback or unlink.
  *
  * Needs root (for the ntfs-3g mount that fills the NTFS image), e2fsprogs, ntfs-3g, qemu-utils.
  *
  * Usage: deno task bench [--runs N] [--size GiB] [--jobs substring,...] [--out FILE] [--keep DIR]
+ *
+ * `--keep DIR` builds the inputs in DIR (or reuses those already there for the same `--size`) and
+ * leaves them for the next run.
  *
  * @module
  */
@@ -46,8 +55,12 @@ const have = (t: string) => {
 };
 const TIME = have("/usr/bin/time") ? "/usr/bin/time" : undefined;
 
-/** Runs `cmd` once; returns wall ms and peak RSS in KiB (when /usr/bin/time exists). */
-function measure(cmd: string): { ms: number; rssKiB?: number } {
+/**
+ * Runs `cmd` once after removing `outputs` and flushing dirty pages (untimed); returns wall ms and
+ * peak RSS in KiB (when /usr/bin/time exists).
+ */
+function measure(cmd: string, outputs: readonly string[] = []): { ms: number; rssKiB?: number } {
+  sh(`rm -f ${outputs.join(" ")}; sync`);
   const wrapped = TIME ? `${TIME} -f '__RSS %M' bash -c ${JSON.stringify(cmd)}` : cmd;
   const t0 = performance.now();
   const o = new Deno.Command("bash", { args: ["-c", wrapped], stdout: "null", stderr: "piped" })
@@ -58,10 +71,24 @@ function measure(cmd: string): { ms: number; rssKiB?: number } {
   const m = /__RSS (\d+)/.exec(err);
   return { ms, rssKiB: m ? Number(m[1]) : undefined };
 }
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
 
 const work = values.keep ?? Deno.makeTempDirSync({ prefix: "fsimage-bench-" });
 Deno.mkdirSync(work, { recursive: true });
+// Inputs kept from a run with another --size are rebuilt.
+const stamp = `${work}/inputs.json`;
+try {
+  if (JSON.parse(Deno.readTextFileSync(stamp)).size !== SIZE_GIB) {
+    sh(`rm -rf ${work}/tree ${work}/*.img ${work}/*.e2i ${work}/*.qcow2 ${work}/*.nimg`);
+  }
+} catch {
+  // first run in this directory
+}
+Deno.writeTextFileSync(stamp, JSON.stringify({ size: SIZE_GIB }));
 const fs = `${Deno.execPath()} run -A ${ROOT}/main.ts`;
 const exists = (p: string) => {
   try {
@@ -121,164 +148,263 @@ sh(`cp --sparse=always ${ext4} ${target}`);
 // ---- jobs ----
 interface Job {
   name: string;
+  /** "data": copies file data (target: 2× faster than native, within 1.25× of qemu-img);
+   * "metadata": metadata only (target: no slower than native). */
+  kind: "data" | "metadata" | "info";
   ours: string;
   native: string;
   nativeName: string;
+  /** The same image through `qemu-img convert` (writes `o3`): the copy ceiling. */
+  ceiling?: string;
+  /** Files each command replaces (removed before it runs, untimed). */
+  outputs?: [string[], string[]];
   /** File whose allocated size is the "used data" moved (default: the ours output). */
   output?: string;
-  ceiling?: boolean;
+  /** How to check that the two outputs agree after the runs. */
+  same?: "cmp" | "qemu-img compare";
+  /** Targets that are part of the issue's list (the others are informational). */
+  required?: boolean;
 }
-const o1 = `${work}/out-ours`, o2 = `${work}/out-native`;
+const o1 = `${work}/out-ours`, o2 = `${work}/out-native`, o3 = `${work}/out-ceiling`;
+const outs: [string[], string[]] = [[o1], [o2]];
 const jobs: Job[] = [
   {
+    name: "startup (fsimage --version vs true)",
+    kind: "info",
+    ours: `${fs} --version`,
+    native: `true`,
+    nativeName: "true",
+  },
+  {
     name: "e2image -r",
-    ours: `rm -f ${o1}; ${fs} e2image -r ${ext4} ${o1}`,
-    native: `rm -f ${o2}; e2image -r ${ext4} ${o2}`,
+    kind: "metadata",
+    ours: `${fs} e2image -r ${ext4} ${o1}`,
+    native: `e2image -r ${ext4} ${o2}`,
     nativeName: "e2image",
+    same: "cmp",
   },
   {
     name: "e2image -ra",
-    ours: `rm -f ${o1}; ${fs} e2image -ra ${ext4} ${o1}`,
-    native: `rm -f ${o2}; e2image -ra ${ext4} ${o2}`,
+    kind: "data",
+    ours: `${fs} e2image -ra ${ext4} ${o1}`,
+    native: `e2image -ra ${ext4} ${o2}`,
     nativeName: "e2image",
+    ceiling: `qemu-img convert -O raw ${ext4} ${o3}`,
+    same: "cmp",
+    required: true,
   },
   {
     name: "e2image -Q",
-    ours: `rm -f ${o1}; ${fs} e2image -Q ${ext4} ${o1}`,
-    native: `rm -f ${o2}; e2image -Q ${ext4} ${o2}`,
+    kind: "metadata",
+    ours: `${fs} e2image -Q ${ext4} ${o1}`,
+    native: `e2image -Q ${ext4} ${o2}`,
     nativeName: "e2image",
+    same: "qemu-img compare",
   },
   {
     name: "e2image -Qa",
-    ours: `rm -f ${o1}; ${fs} e2image -Qa ${ext4} ${o1}`,
-    native: `rm -f ${o2}; e2image -Qa ${ext4} ${o2}`,
+    kind: "data",
+    ours: `${fs} e2image -Qa ${ext4} ${o1}`,
+    native: `e2image -Qa ${ext4} ${o2}`,
     nativeName: "e2image",
+    ceiling: `qemu-img convert -O qcow2 ${ext4} ${o3}`,
+    same: "qemu-img compare",
+    required: true,
   },
   {
     name: "e2image -I",
+    kind: "metadata",
     ours: `${fs} e2image -I ${target} ${norm}`,
     native: `e2image -I ${target} ${norm}`,
     nativeName: "e2image",
     output: norm,
+    outputs: [[], []],
   },
   {
     name: "e2image -r, 200k inodes",
-    ours: `rm -f ${o1}; ${fs} e2image -r ${manyInodes} ${o1}`,
-    native: `rm -f ${o2}; e2image -r ${manyInodes} ${o2}`,
+    kind: "metadata",
+    ours: `${fs} e2image -r ${manyInodes} ${o1}`,
+    native: `e2image -r ${manyInodes} ${o2}`,
     nativeName: "e2image",
+    same: "cmp",
+    required: true,
   },
   {
     name: "e2image -r, 8 TiB sparse",
-    ours: `rm -f ${o1}; ${fs} e2image -r ${huge} ${o1}`,
-    native: `rm -f ${o2}; e2image -r ${huge} ${o2}`,
+    kind: "metadata",
+    ours: `${fs} e2image -r ${huge} ${o1}`,
+    native: `e2image -r ${huge} ${o2}`,
     nativeName: "e2image",
+    same: "cmp",
+    required: true,
   },
   {
-    name: "QCOW2 → raw",
-    ours: `rm -f ${o1}; ${fs} e2image -r ${qcow} ${o1}`,
-    native: `rm -f ${o2}; qemu-img convert -O raw ${qcow} ${o2}`,
-    nativeName: "qemu-img convert",
+    name: "QCOW2 → raw (e2image -r)",
+    kind: "data",
+    ours: `${fs} e2image -r ${qcow} ${o1}`,
+    native: `e2image -r ${qcow} ${o2}`,
+    nativeName: "e2image",
+    ceiling: `qemu-img convert -O raw ${qcow} ${o3}`,
+    same: "cmp",
+    required: true,
   },
   {
     name: "ntfsclone clone to file",
+    kind: "data",
     ours: `${fs} ntfsclone -q -O ${o1} ${ntfs}`,
     native: `ntfsclone -q -O ${o2} ${ntfs}`,
     nativeName: "ntfsclone",
+    ceiling: `qemu-img convert -O raw ${ntfs} ${o3}`,
+    same: "cmp",
+    required: true,
   },
   {
     name: "ntfsclone --save-image to file",
+    kind: "data",
     ours: `${fs} ntfsclone -q -s -O ${o1} ${ntfs}`,
     native: `ntfsclone -q -s -O ${o2} ${ntfs}`,
     nativeName: "ntfsclone",
+    ceiling: `qemu-img convert -O raw ${ntfs} ${o3}`,
+    same: "cmp",
+    required: true,
   },
   {
     name: "ntfsclone --save-image to stdout",
+    kind: "data",
     ours: `${fs} ntfsclone -q -s -o - ${ntfs} | cat > /dev/null`,
     native: `ntfsclone -q -s -o - ${ntfs} | cat > /dev/null`,
     nativeName: "ntfsclone",
     output: nimg,
+    outputs: [[], []],
+    required: true,
   },
   {
     name: "ntfsclone --restore-image",
+    kind: "data",
     ours: `${fs} ntfsclone -q -r -O ${o1} ${nimg}`,
     native: `ntfsclone -q -r -O ${o2} ${nimg}`,
     nativeName: "ntfsclone",
+    ceiling: `qemu-img convert -O raw ${ntfs} ${o3}`,
+    same: "cmp",
+    required: true,
   },
   {
     name: "ntfsclone --metadata",
+    kind: "metadata",
     ours: `${fs} ntfsclone -q -m -O ${o1} ${ntfs}`,
     native: `ntfsclone -q -m -O ${o2} ${ntfs}`,
     nativeName: "ntfsclone",
-  },
-  {
-    name: "ceiling: qemu-img convert -O raw (ext4)",
-    ours: `rm -f ${o1}; qemu-img convert -O raw ${ext4} ${o1}`,
-    native: `rm -f ${o2}; dd if=${ext4} of=${o2} bs=4M conv=sparse status=none`,
-    nativeName: "dd bs=4M conv=sparse",
-    ceiling: true,
-  },
-  {
-    name: "ceiling: qemu-img convert -O qcow2 (ext4)",
-    ours: `rm -f ${o1}; qemu-img convert -O qcow2 ${ext4} ${o1}`,
-    native: `rm -f ${o2}; qemu-img convert -O raw ${ntfs} ${o2}`,
-    nativeName: "qemu-img convert -O raw (ntfs)",
-    ceiling: true,
+    same: "cmp",
   },
 ];
 
+const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+const mib = (kib: number[]) => kib.length ? `${(Math.max(...kib) / 1024).toFixed(0)} MiB` : "n/a";
 const rows: string[] = [];
+const met: string[] = [];
+const missed: string[] = [];
 for (const j of jobs) {
   if (only && !only.some((s) => j.name.includes(s))) continue;
-  const ours: number[] = [], native: number[] = [], rssO: number[] = [], rssN: number[] = [];
+  const [outO, outN] = j.outputs ?? outs;
+  const ours: number[] = [], native: number[] = [], ceil: number[] = [];
+  const rssO: number[] = [], rssN: number[] = [];
   try {
-    measure(j.ours);
-    measure(j.native); // warm the page cache and check both work
+    // Warm the page cache and check that every command works.
+    measure(j.ours, outO);
+    measure(j.native, outN);
+    if (j.ceiling) measure(j.ceiling, [o3]);
     for (let i = 0; i < RUNS; i++) {
-      const a = measure(j.ours), b = measure(j.native);
+      const a = measure(j.ours, outO), b = measure(j.native, outN);
       ours.push(a.ms);
       native.push(b.ms);
       if (a.rssKiB) rssO.push(a.rssKiB);
       if (b.rssKiB) rssN.push(b.rssKiB);
+      if (j.ceiling) ceil.push(measure(j.ceiling, [o3]).ms);
     }
   } catch (e) {
     rows.push(
-      `| ${j.name} | failed | | | | ${(e as Error).message.split("\n")[0]!.slice(0, 80)} |`,
+      `| ${j.name} | failed | | | | | | | | | ${
+        (e as Error).message.split("\n")[0]!.slice(0, 80)
+      } |`,
     );
     console.error(rows.at(-1));
     continue;
   }
   const a = median(ours), b = median(native);
+  const c = ceil.length ? median(ceil) : undefined;
   const outFile = j.output ?? o1;
   const used = exists(outFile) ? (Deno.statSync(outFile).blocks ?? 0) * 512 : 0;
-  const mbps = used / 1e6 / (a / 1000);
-  const rss = (xs: number[]) => xs.length ? `${(Math.max(...xs) / 1024).toFixed(0)} MiB` : "n/a";
-  const first = j.ceiling
-    ? j.ours.replace(/^rm -f \S+; /, "").split(" ").slice(0, 3).join(" ")
-    : "fsimage";
+  let same = "";
+  if (j.same === "cmp") {
+    same = new Deno.Command("cmp", { args: ["-s", o1, o2] }).outputSync().success
+      ? "identical"
+      : "DIFFER";
+  } else if (j.same === "qemu-img compare") {
+    same = new Deno.Command("qemu-img", { args: ["compare", "-q", o1, o2] }).outputSync().success
+      ? "same guest data"
+      : "DIFFER";
+  }
+  const goals: string[] = [];
+  const check = (ok: boolean, what: string) => {
+    goals.push(`${ok ? "✓" : "✗"} ${what}`);
+    if (j.required) (ok ? met : missed).push(`${j.name}: ${what}`);
+  };
+  if (j.kind === "data") {
+    check(a <= b / 2, "2× native");
+    if (c !== undefined) check(a <= 1.25 * c, "≤ 1.25× qemu-img");
+  } else if (j.kind === "metadata") check(a <= b, "≤ native");
+  if (rssO.length) check(Math.max(...rssO) < 200 * 1024, "< 200 MiB");
   rows.push(
-    `| ${j.name} | ${first}: ${(a / 1000).toFixed(2)} s | ${j.nativeName}: ${
-      (b / 1000).toFixed(2)
-    } s | ` +
-      `${(a / b).toFixed(2)} | ${mbps.toFixed(0)} MB/s | ${rss(rssO)} / ${rss(rssN)} |`,
+    [
+      "",
+      j.name,
+      secs(a),
+      `${j.nativeName}: ${secs(b)}`,
+      (a / b).toFixed(2),
+      c === undefined ? "" : secs(c),
+      c === undefined ? "" : (a / c).toFixed(2),
+      j.kind === "info" ? "" : `${(used / 1e6).toFixed(0)} MB`,
+      j.kind === "info" ? "" : `${(used / 1e6 / (a / 1000)).toFixed(0)} MB/s`,
+      `${mib(rssO)} / ${mib(rssN)}`,
+      same,
+      goals.join(", "),
+      "",
+    ].join(" | ").trim(),
   );
   console.error(rows.at(-1));
 }
 const cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").trim();
+const kernel = sh("uname -r").trim();
 const table = [
   "# Performance",
   "",
-  `Measured by \`deno task bench\` on ${
+  `Measured by \`deno task bench --runs ${RUNS} --size ${SIZE_GIB}\` on ${
     new Date().toISOString().slice(0, 10)
-  }: ${RUNS} alternating runs per job,`,
-  `medians, page cache warm; ${SIZE_GIB} GiB ext4 and NTFS images with ~${
-    (dataBytes / 2 ** 30).toFixed(1)
-  } GiB of data`,
-  `(10,000 small files and 256 MiB files), a 2 GiB ext4 with 200,000 inodes, an 8 TiB sparse ext4; ${cpu}, ${navigator.hardwareConcurrency} cores.`,
-  "A ratio below 1 means fsimage is faster. Throughput is allocated output bytes per second.",
+  } with Deno ${Deno.version.deno}, ${cpu}, ${navigator.hardwareConcurrency} cores, Linux ${kernel}.`,
+  `Each job ran ${RUNS} times alternately with fsimage, the native tool and (for data-copying jobs)`,
+  "`qemu-img convert` on the same image; the table gives medians. The page cache is warm; before",
+  "every timed command its output is removed and `sync` flushes the previous run's dirty pages",
+  "(untimed). fsimage runs as `deno run -A main.ts`, so its times include Deno's startup (first row).",
   "",
-  "| job | fsimage | native | ratio | throughput | peak RSS (fsimage / native) |",
-  "| --- | --- | --- | --- | --- | --- |",
+  `Inputs: ${SIZE_GIB} GiB ext4 and NTFS images with ~${
+    (dataBytes / 2 ** 30).toFixed(1)
+  } GiB of data (10,000 files of 1-16 KiB and`,
+  "256 MiB files of random data), a 2 GiB ext4 with 200,000 inodes, an 8 TiB sparse ext4, the",
+  "e2image normal image and `e2image -Qa` QCOW2 image of the ext4, and the ntfsclone image of the NTFS.",
+  "",
+  "Ratios are fsimage's time divided by the other's: below 1 means fsimage is faster. Used data is",
+  "the allocated size of fsimage's output; throughput is that divided by fsimage's time. Output",
+  "compares fsimage's output with the native tool's (`cmp`, or `qemu-img compare` for QCOW2).",
+  'Targets (issue "Performance"): data-copying jobs at least 2× faster than the native tool and',
+  "within 1.25× of `qemu-img convert`; metadata-only jobs no slower than the native tool (required",
+  "for the 200,000-inode and the 8 TiB filesystems); peak RSS under 200 MiB.",
+  "",
+  "| job | fsimage | native | ÷ native | qemu-img convert | ÷ qemu-img | used data | throughput | peak RSS (fsimage / native) | output | targets |",
+  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
   ...rows,
+  "",
+  `Required targets met: ${met.length} of ${met.length + missed.length}.` +
+  (missed.length ? ` Not met: ${missed.join("; ")}.` : ""),
   "",
 ].join("\n");
 console.log(table);

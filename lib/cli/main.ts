@@ -6,23 +6,41 @@
  */
 import denoJson from "../../deno.json" with { type: "json" };
 import { type Command, type CommandContext, defaultContext } from "./context.ts";
-import { auditCommand } from "./audit.ts";
-import { copyCommand } from "./copy.ts";
-import { e2imageCommand } from "./e2image.ts";
-import { ntfscloneCommand } from "./ntfsclone.ts";
-import { scrubCommand } from "./scrub.ts";
 import { CliError } from "./open.ts";
 
 /** fsimage's version, from deno.json. */
 export const VERSION: string = denoJson.version;
 
+/**
+ * A command whose module is imported on first use, so that a run loads only the code of the
+ * subcommand it runs (startup time grows with the module graph).
+ */
+function lazy(load: () => Promise<Command>): Command {
+  return async (args, ctx) => (await load())(args, ctx);
+}
+
 /** The subcommands: name → [command, one-line summary]. */
 export const COMMANDS: Record<string, [Command, string]> = {
-  e2image: [e2imageCommand, "save ext2/3/4 metadata: normal, raw (-r) or QCOW2 (-Q) images"],
-  ntfsclone: [ntfscloneCommand, "clone, save or restore an NTFS volume"],
-  copy: [copyCommand, "copy an image file or device sparsely (holes for zero blocks)"],
-  audit: [auditCommand, "report names, contents and other identifying data an image still holds"],
-  scrub: [scrubCommand, "remove identifying data from an ext or NTFS image in place"],
+  e2image: [
+    lazy(async () => (await import("./e2image.ts")).e2imageCommand),
+    "save ext2/3/4 metadata: normal, raw (-r) or QCOW2 (-Q) images",
+  ],
+  ntfsclone: [
+    lazy(async () => (await import("./ntfsclone.ts")).ntfscloneCommand),
+    "clone, save or restore an NTFS volume",
+  ],
+  copy: [
+    lazy(async () => (await import("./copy.ts")).copyCommand),
+    "copy an image file or device sparsely (holes for zero blocks)",
+  ],
+  audit: [
+    lazy(async () => (await import("./audit.ts")).auditCommand),
+    "report names, contents and other identifying data an image still holds",
+  ],
+  scrub: [
+    lazy(async () => (await import("./scrub.ts")).scrubCommand),
+    "remove identifying data from an ext or NTFS image in place",
+  ],
 };
 
 /** The text of `fsimage --help`. */
