@@ -176,6 +176,12 @@ const RECIPES: Record<string, Recipe> = {
     tree: basicTree,
     local: true,
   },
+  "ext2-rev0": {
+    mkfs: "mkfs.ext2",
+    args: ["-b", "1024", "-r", "0"],
+    size: "4M",
+    tree: basicTree,
+  },
   "ext2-hurd": {
     mkfs: "mkfs.ext2",
     args: ["-b", "1024", "-o", "hurd"],
