@@ -256,15 +256,20 @@ export function selectE2imageBlocks(
           });
         } else {
           const extents = (iflags & INODE_FLAGS.EXTENTS) !== 0;
-          if (
-            !allData && !(hurd && u32(chunk, o + 0x24) !== 0) &&
-            (extents
-              // A depth-0 extent tree has no blocks with a negative count to mark, and its
-              // walk reads nothing, so it cannot fail.
-              ? u16(chunk, o + 0x28 + 6) === 0 || u16(chunk, o + 0x28) !== 0xf30a
-              : u32(chunk, o + 0x28 + 48) === 0 && u32(chunk, o + 0x28 + 52) === 0 &&
-                u32(chunk, o + 0x28 + 56) === 0)
-          ) continue;
+          if (!allData) {
+            // e2image iterates only files with extents or IND/DIND/TIND pointers.
+            if (
+              !extents && u32(chunk, o + 0x28 + 48) === 0 && u32(chunk, o + 0x28 + 52) === 0 &&
+              u32(chunk, o + 0x28 + 56) === 0
+            ) continue;
+            // A depth-0 (or unreadable) extent root reports no block with a negative count and
+            // reads nothing, so its walk marks nothing and cannot fail; only a HURD translator
+            // block would be marked.
+            if (
+              extents && !(hurd && u32(chunk, o + 0x24) !== 0) &&
+              (u16(chunk, o + 0x28 + 6) === 0 || u16(chunk, o + 0x28) !== 0xf30a)
+            ) continue;
+          }
           const inode = parseExtInode(chunk, o, 128, wide);
           err = walkInodeBlocks(inode, ctx, (start, n, blockcnt) => {
             if (blockcnt < 0 || allData) mark(start, n);

@@ -203,6 +203,22 @@ const CASES: Case[] = [
     },
   },
   {
+    name: "HURD translator on a small file, a fast symlink and out of range",
+    fixture: "ext2-hurd",
+    corrupt: (img) => {
+      debugfs("sif /hello.txt translator 7000")(img);
+      debugfs("sif /fast-link translator 7001")(img);
+      debugfs("sif /sub/inner.txt translator 99999")(img);
+      debugfs("sif /slow-link translator 99998")(img);
+    },
+  },
+  {
+    name: "HURD translator with -ra",
+    fixture: "ext2-hurd",
+    flag: "-ra",
+    corrupt: debugfs("sif /hello.txt translator 7000"),
+  },
+  {
     name: "corrupt extent root (ignored)",
     fixture: "ext4-default",
     corrupt: debugfs("sif /data.bin block[0] 0"),
