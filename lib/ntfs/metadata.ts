@@ -357,18 +357,45 @@ function readValue(
   return v;
 }
 
+/** The index blocks of a file-name index that are marked in use, and how they are wiped. */
+export interface LiveIndexBlocks {
+  /** The index block size (INDEX_ROOT's index_block_size). */
+  blockSize: number;
+  /** The index $BITMAP (bit n: block n in use). */
+  bitmap: Uint8Array;
+  /** Number of blocks in the allocation's data_size. */
+  blocks: number;
+  /** A live block failed its fixups ("Damaged INDX record"): ntfsclone then writes none back. */
+  damaged: boolean;
+}
+
+/** True when block `n` is marked in use. */
+export function isLiveBlock(live: LiveIndexBlocks, n: number): boolean {
+  return n < live.blocks && (((live.bitmap[n >> 3] ?? 0) >> (n & 7)) & 1) === 1;
+}
+
+/** Wipes the entries' time stamps of one index block in place (fixups undone and redone). */
+function wipeLiveBlock(blk: Uint8Array, stats: WipeStats): boolean {
+  if (undoFixups(blk) !== "ok") return false;
+  stats.timestampData += wipeIndexEntries(blk, 0x18 + u32(blk, 0x18), blk.length);
+  usnDec(blk);
+  protectFixups(blk);
+  return true;
+}
+
 /**
- * Counts (on copies, writing nothing) what wipe_index_allocation_timestamps wipes for one
- * $INDEX_ALLOCATION attribute record: the entries of the blocks marked in the index $BITMAP
- * of a file-name index. Returns the wiped allocation and the block size, or undefined.
+ * What wipe_index_allocation_timestamps wipes for one $INDEX_ALLOCATION attribute record of a
+ * file-name index: the entries of the blocks marked in the index $BITMAP. Counts them into
+ * `stats` (reading the allocation in 1 MiB batches, writing nothing); undefined when the index
+ * is not a file-name index or its parts cannot be read.
  */
-export function wipeLiveIndexBlocks(
+export function countLiveIndexBlocks(
   vol: NtfsVolume,
   ino: NtfsWalkInode,
   name: string,
   stats: WipeStats,
   onDamaged?: () => void,
-): { data: Uint8Array; blockSize: number; live: boolean[] } | undefined {
+): LiveIndexBlocks | undefined {
   const root = ino.attributes.find((x) =>
     x.attr.type === AttrType.INDEX_ROOT && x.attr.name === name
   );
@@ -376,26 +403,52 @@ export function wipeLiveIndexBlocks(
   const rv = root.attr.valueOffset;
   if (u32(root.bytes, rv) !== AttrType.FILE_NAME) return undefined;
   const blockSize = u32(root.bytes, rv + 8);
+  if (blockSize < 512 || blockSize % 512 !== 0 || blockSize > 1 << 20) return undefined;
   const bitmap = readValue(vol, ino, AttrType.BITMAP, name);
   if (!bitmap) return undefined;
-  const data = readValue(vol, ino, AttrType.INDEX_ALLOCATION, name);
-  if (!data || !data.length) return undefined;
-  if (blockSize < 512 || blockSize % 512 !== 0 || blockSize > 1 << 20) return undefined;
-  const live: boolean[] = [];
-  for (let i = 0, p = 0; p < data.length; i++, p += blockSize) {
-    const on = ((bitmap[i >> 3] ?? 0) >> (i & 7)) & 1;
-    live.push(on === 1);
-    if (!on) continue;
-    const blk = data.subarray(p, p + blockSize);
-    if (blk.length < blockSize || undoFixups(blk) !== "ok") {
-      onDamaged?.();
-      return undefined;
+  const alloc = ino.attributes.find((x) =>
+    x.attr.type === AttrType.INDEX_ALLOCATION && x.attr.name === name && x.attr.lowestVcn === 0
+  );
+  if (!alloc || !alloc.attr.nonResident || !alloc.attr.dataSize) return undefined;
+  const a = alloc.attr;
+  const runs = fullRuns(ino, AttrType.INDEX_ALLOCATION, name);
+  const live: LiveIndexBlocks = {
+    blockSize,
+    bitmap,
+    blocks: Math.ceil(a.dataSize / blockSize),
+    damaged: false,
+  };
+  const init = Math.min(a.initializedSize, a.dataSize);
+  const per = Math.max(1, Math.floor((1 << 20) / blockSize));
+  const buf = new Uint8Array(per * blockSize);
+  const scratch = newWipeStats();
+  for (let first = 0; first < live.blocks; first += per) {
+    const n = Math.min(per, live.blocks - first);
+    let any = false;
+    for (let i = 0; i < n && !any; i++) any = isLiveBlock(live, first + i);
+    if (!any) continue;
+    const chunk = buf.subarray(0, n * blockSize);
+    chunk.fill(0);
+    const off = first * blockSize;
+    const readable = Math.max(0, Math.min(chunk.length, init - off));
+    try {
+      if (readable && !vol.readRuns(runs, off, chunk.subarray(0, readable))) return undefined;
+    } catch (e) {
+      if (e instanceof ReadError) return undefined;
+      throw e;
     }
-    stats.timestampData += wipeIndexEntries(blk, 0x18 + u32(blk, 0x18), blk.length);
-    usnDec(blk);
-    protectFixups(blk);
+    for (let i = 0; i < n; i++) {
+      if (!isLiveBlock(live, first + i)) continue;
+      if (!wipeLiveBlock(chunk.subarray(i * blockSize, (i + 1) * blockSize), scratch)) {
+        onDamaged?.();
+        live.damaged = true;
+        stats.timestampData += scratch.timestampData;
+        return live;
+      }
+    }
   }
-  return { data, blockSize, live };
+  stats.timestampData += scratch.timestampData;
+  return live;
 }
 
 /**
@@ -456,14 +509,11 @@ export function emitMetadata(
     wipe: (rec: Uint8Array, index: number) => void,
     what: string,
   ) => {
-    const lcns: number[] = [];
-    for (const r of runs) {
-      if (r.lcn === LCN_HOLE) continue;
-      for (let k = 0; k < r.length; k++) lcns.push(r.lcn + k);
-    }
+    const real = runs.filter((r) => r.lcn !== LCN_HOLE);
+    const total = real.reduce((n, r) => n + r.length, 0);
     const clustersPerSet = cs >= recordSize ? 1 : recordSize / cs;
     const recordsPerSet = cs >= recordSize ? cs / recordSize : 1;
-    if (lcns.length % clustersPerSet !== 0) {
+    if (total % clustersPerSet !== 0) {
       throw new CorruptImageError(`Cannot copy NTFS ${what}: Short last ${what}`, {
         format: "ntfs",
         structure: what,
@@ -471,25 +521,39 @@ export function emitMetadata(
       });
     }
     const setBytes = clustersPerSet * cs;
-    const setsPerBatch = Math.max(1, Math.floor((1 << 20) / setBytes));
-    let index = 0;
-    for (let s = 0; s < lcns.length; s += clustersPerSet * setsPerBatch) {
-      const part = lcns.slice(s, Math.min(lcns.length, s + clustersPerSet * setsPerBatch));
-      const data = new Uint8Array(part.length * cs);
-      // Read contiguous stretches at once.
-      let i = 0;
-      while (i < part.length) {
-        let j = i + 1;
-        while (j < part.length && part[j] === part[j - 1]! + 1) j++;
-        read(part[i]! * cs, data.subarray(i * cs, j * cs));
-        i = j;
-      }
-      for (let p = 0; p < data.length; p += setBytes) {
-        for (let r = 0; r < recordsPerSet; r++) {
-          wipe(data.subarray(p + r * recordSize, p + (r + 1) * recordSize), index++);
+    const perBatch = clustersPerSet * Math.max(1, Math.floor((1 << 20) / setBytes));
+    // Memory follows the batch, not the attribute: the LCNs of one batch at a time.
+    let ri = 0, rj = 0, index = 0;
+    const data = new Uint8Array(perBatch * cs);
+    for (let done = 0; done < total;) {
+      const n = Math.min(perBatch, total - done);
+      const part: number[] = [];
+      while (part.length < n) {
+        const r = real[ri]!;
+        const k = Math.min(r.length - rj, n - part.length);
+        for (let q = 0; q < k; q++) part.push(r.lcn + rj + q);
+        rj += k;
+        if (rj === r.length) {
+          ri++;
+          rj = 0;
         }
       }
-      writeSet(data, part);
+      const buf = data.subarray(0, n * cs);
+      // Read contiguous stretches at once.
+      let i = 0;
+      while (i < n) {
+        let j = i + 1;
+        while (j < n && part[j] === part[j - 1]! + 1) j++;
+        read(part[i]! * cs, buf.subarray(i * cs, j * cs));
+        i = j;
+      }
+      for (let p = 0; p < buf.length; p += setBytes) {
+        for (let r = 0; r < recordsPerSet; r++) {
+          wipe(buf.subarray(p + r * recordSize, p + (r + 1) * recordSize), index++);
+        }
+      }
+      writeSet(buf, part);
+      done += n;
     }
   };
 
@@ -520,9 +584,9 @@ export function emitMetadata(
         wipeResidentAttribute(copyOf(w.record, w.bytes), a, ino.inode, options, stats);
         continue;
       }
-      let live: ReturnType<typeof wipeLiveIndexBlocks> | undefined;
+      let live: LiveIndexBlocks | undefined;
       if (!options.preserveTimestamps && a.type === AttrType.INDEX_ALLOCATION) {
-        live = wipeLiveIndexBlocks(vol, ino, a.name, stats, options.onDamagedIndex);
+        live = countLiveIndexBlocks(vol, ino, a.name, stats, options.onDamagedIndex);
       }
       const mftData = (ino.inode === SystemFile.MFT || ino.inode === SystemFile.MFT_MIRR) &&
         a.type === AttrType.DATA;
@@ -553,8 +617,8 @@ export function emitMetadata(
         } else {
           // Sparse clone: the allocation as wiped in place (live blocks only).
           copyWipe(runs, bs, (rec, n) => {
-            if (!live || !live.live[n]) return;
-            rec.set(live.data.subarray(n * bs, (n + 1) * bs));
+            if (!live || live.damaged || !isLiveBlock(live, n)) return;
+            wipeLiveBlock(rec, newWipeStats());
           }, "directory index record");
         }
       }
