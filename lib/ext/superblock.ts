@@ -219,6 +219,11 @@ function u64lohi(b: Uint8Array, lo: number, hi: number, wide: boolean, what: str
   return h * 0x100000000 + l;
 }
 
+/** A 64-bit field libext2fs does not validate: past 2^53 it is rounded, never refused. */
+function lenient64(b: Uint8Array, lo: number, hi: number, wide: boolean): number {
+  return u32(b, lo) + (wide ? u32(b, hi) * 0x100000000 : 0);
+}
+
 /**
  * Decodes a 1024-byte ext superblock and applies libext2fs's open-time checks in its order:
  * magic, revision, incompatible features, block/cluster size logs, bigalloc cluster ratio,
@@ -451,8 +456,8 @@ export function parseExtSuperblock(
   return {
     inodesCount,
     blocksCount,
-    rBlocksCount: u64lohi(b, 0x08, 0x154, is64, "s_r_blocks_count"),
-    freeBlocksCount: u64lohi(b, 0x0c, 0x158, is64, "s_free_blocks_count"),
+    rBlocksCount: lenient64(b, 0x08, 0x154, is64),
+    freeBlocksCount: lenient64(b, 0x0c, 0x158, is64),
     freeInodesCount: u32(b, 0x10),
     firstDataBlock,
     logBlockSize,
@@ -480,7 +485,7 @@ export function parseExtSuperblock(
     defHashVersion: u8(b, 0xfc),
     descSize,
     firstMetaBg,
-    mmpBlock: u64lohi(b, 0x168, 0x16c, true, "s_mmp_block"),
+    mmpBlock: lenient64(b, 0x168, 0x16c, true),
     logGroupsPerFlex,
     checksumType: u8(b, 0x175),
     usrQuotaInum: u32(b, 0x240),
