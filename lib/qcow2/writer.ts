@@ -410,6 +410,9 @@ function deflateCluster(blk: Uint8Array): Uint8Array | undefined {
   return z.length < blk.length ? new Uint8Array(z.buffer, z.byteOffset, z.length) : undefined;
 }
 
+/** Puts of at least this many bytes bypass the {@linkcode Emitter}'s buffer. */
+const DIRECT_WRITE = 256 * 1024;
+
 /** Buffered writer of the file in ascending order; holes are skipped or zero-filled. */
 class Emitter {
   #sink: Sink;
@@ -432,7 +435,9 @@ class Emitter {
       }
     }
     if (this.#len + data.length > this.#buf.length) this.flush();
-    if (data.length >= this.#buf.length) {
+    if (data.length >= DIRECT_WRITE || data.length >= this.#buf.length) {
+      // Large data (a batch of clusters) go straight to the sink: no copy into the buffer.
+      this.flush();
       this.#sink.writeAt(this.#start, data);
       this.#start += data.length;
       return;
@@ -563,22 +568,33 @@ export function writeQcow2(
 
   const buf = new Uint8Array(batch);
   let extIdx = 0;
-  /** Reads the extent bytes of `[a, b)` into `buf` (which starts at cluster `c0`). */
+  /**
+   * Fills the bytes `[a, b)` of `buf` (which starts at cluster `c0`): the extent bytes from the
+   * source, zeros everywhere else (between extents, past the end of the source). Only the gaps
+   * are zeroed, so a batch of data costs no extra pass over the buffer.
+   */
   const readSpan = (c0: number, a: number, b: number) => {
     const base = c0 * cs;
+    let pos = a; // first byte of [a, b) not yet filled
     for (let i = extIdx; i < ext.length && ext[i]!.offset < b; i++) {
       const e = ext[i]!;
       const x = Math.max(a, e.offset), y = Math.min(b, e.offset + e.length, source.size);
       if (x >= y) continue;
-      bytesRead += source.readAt(x, buf.subarray(x - base, y - base));
+      if (x > pos) buf.fill(0, pos - base, x - base);
+      const n = source.readAt(x, buf.subarray(x - base, y - base));
+      bytesRead += n;
+      if (n < y - x) buf.fill(0, x + n - base, y - base);
+      pos = y;
     }
+    if (b > pos) buf.fill(0, pos - base, b - base);
   };
   /**
    * Reads clusters `[c0, c0 + k)` (only those in `want`, when given) into `buf`, zeros outside
    * the extents; returns the clusters that could not be read and were accepted by onReadError.
    */
   const readBatch = (c0: number, k: number, want: RunCursor | undefined): number[] => {
-    buf.fill(0, 0, k * cs);
+    // Clusters left out of `want` read as zeros; readSpan fills the rest.
+    if (want) buf.fill(0, 0, k * cs);
     while (extIdx < ext.length && ext[extIdx]!.offset + ext[extIdx]!.length <= c0 * cs) extIdx++;
     const subs: Array<[number, number]> = [];
     if (!want) subs.push([c0, c0 + k]);
