@@ -671,30 +671,43 @@ export class Qcow2Reader implements Source {
    */
   allocatedExtents(): ByteExtent[] {
     const out: ByteExtent[] = [];
+    // The run being merged, [runA, runB): one object per run, not per cluster.
+    let runA = 0, runB = 0;
+    const size = this.size;
     const add = (a: number, len: number) => {
-      const b = Math.min(a + len, this.size);
+      const b = Math.min(a + len, size);
       if (b <= a) return;
-      const last = out[out.length - 1];
-      if (last && last.offset + last.length === a) last.length += b - a;
-      else out.push({ offset: a, length: b - a });
+      if (runB > runA && runB === a) runB = b;
+      else {
+        if (runB > runA) out.push({ offset: runA, length: runB - runA });
+        runA = a;
+        runB = b;
+      }
     };
     const cs = this.#cs, ss = this.#subSize;
     for (let i = 0; i < this.#l1.length; i++) {
       const l2off = this.#l1[i]!;
       if (l2off === 0) continue;
       const t = this.#table(l2off);
+      const kinds = t.kind;
       const base = i * this.#l2Span;
-      for (let j = 0; j < this.#l2Entries; j++) {
-        const g = base + j * cs;
-        if (g >= this.size) break;
-        const k = t.kind[j]!;
-        if (k === NORMAL || k === COMPRESSED) add(g, cs);
-        else if (k === SUB) {
+      const m = Math.min(this.#l2Entries, Math.ceil((size - base) / cs));
+      for (let j = 0; j < m; j++) {
+        const k = kinds[j]!;
+        if (k === NORMAL || k === COMPRESSED) {
+          // A run of data clusters at once.
+          let e = j + 1;
+          while (e < m && (kinds[e] === NORMAL || kinds[e] === COMPRESSED)) e++;
+          add(base + j * cs, (e - j) * cs);
+          j = e - 1;
+        } else if (k === SUB) {
           const a = t.aux[j]!;
+          const g = base + j * cs;
           for (let s = 0; s < 32; s++) if ((a >>> s) & 1) add(g + s * ss, ss);
         }
       }
     }
+    if (runB > runA) out.push({ offset: runA, length: runB - runA });
     return out;
   }
 
