@@ -9,16 +9,18 @@ import type { TextWriter } from "./context.ts";
 
 /** Formats `x` with `digits` decimals as glibc's printf does (exact value, ties to even). */
 export function printfFixed(x: number, digits: number): string {
-  const scale = 10 ** digits;
-  const s = x * scale;
-  const fl = Math.floor(s);
-  let r: number;
-  if (s - fl === 0.5) r = fl % 2 === 0 ? fl : fl + 1;
-  else r = Math.round(s);
-  const neg = r < 0;
-  const a = Math.abs(r);
-  const int = Math.floor(a / scale), frac = a % scale;
-  return (neg ? "-" : "") + int + (digits ? "." + String(frac).padStart(digits, "0") : "");
+  // toFixed() rounds the exact binary value, but breaks exact ties upwards; glibc rounds
+  // them to even. An exact tie shows as a 5 followed only by zeros in the full expansion.
+  const full = x.toFixed(Math.min(100, digits + 60));
+  const cut = full.length - 60;
+  const rest = full.slice(cut);
+  if (!/^50*$/.test(rest)) return x.toFixed(digits);
+  const kept = full.slice(0, cut);
+  const last = Number(
+    kept[kept.length - 1] === "." ? kept[kept.length - 2] : kept[kept.length - 1],
+  );
+  if (last % 2 === 0) return kept.endsWith(".") ? kept.slice(0, -1) : kept;
+  return x.toFixed(digits); // odd: rounding away from zero is to even
 }
 
 /** `ceil(bytes / 1e6)`, ntfsclone's "MB". */
