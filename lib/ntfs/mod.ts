@@ -21,3 +21,4 @@ export * from "./volume.ts";
 export * from "./metadata.ts";
 export type { Source } from "../io/types.ts";
 export type { BlockExtent } from "../_internal/extents.ts";
+export type { CorruptImageError } from "../errors.ts";
