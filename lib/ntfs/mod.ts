@@ -21,4 +21,9 @@ export * from "./volume.ts";
 export * from "./metadata.ts";
 export type { Source } from "../io/types.ts";
 export type { BlockExtent } from "../_internal/extents.ts";
-export type { CorruptImageError } from "../errors.ts";
+export type {
+  CorruptImageError,
+  CorruptionDetails,
+  FsimageError,
+  FsimageErrorCode,
+} from "../errors.ts";
