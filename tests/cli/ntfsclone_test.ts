@@ -119,6 +119,14 @@ Deno.test({
     assertSameRun(both(d.path, ["--restore-image", "-O", "-", img]), "-r -O -");
     assertSameRun(both(d.path, ["-r", "-o", "-", "-"], { stdin: img }), "-r from stdin");
     assertSameRun(both(d.path, ["-r", "-n", img]), "-r -n");
+    // A metadata image: refused to stdout, no 100% line with -n, sparse file restored.
+    const meta = `${d.path}/meta.simg`;
+    assert.equal(run("ntfsclone", ["-q", "-m", "-s", "-o", meta, vol]).code, 0);
+    assertSameRun(both(d.path, ["-r", "-o", "-", meta]), "-r -o - of a metadata image");
+    assertSameRun(both(d.path, ["-r", "-n", meta]), "-r -n of a metadata image");
+    const m = both(d.path, ["-r", "-o", "OUT", meta]);
+    assertSameRun(m, "-r of a metadata image");
+    assertSameFile(m.refOut, m.tsOut, "restored metadata image");
     // Our own image restores with the real tool to the real raw clone.
     const ours = `${d.path}/ours.simg`;
     assert.equal(runFsimage(["ntfsclone", "-q", "-s", "-o", ours, vol]).code, 0);
