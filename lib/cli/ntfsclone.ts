@@ -27,7 +27,7 @@ import {
   stdinSource,
   stdoutSink,
 } from "../io/mod.ts";
-import { type NtfsScan, NtfsVolume } from "../ntfs/mod.ts";
+import { type NtfsScan, NtfsVolume, parseNtfsBootSector } from "../ntfs/mod.ts";
 import {
   createNtfscloneHeader,
   NtfscloneImageReader,
@@ -151,6 +151,7 @@ export function openNtfsVolume(run: NtfscloneRun, path: string, source?: Source)
     try {
       src = openSource(path);
     } catch (e) {
+      if (/not a file or block device/.test((e as Error).message)) notSeekable(run, path);
       const code = errCode(e) ?? "EIO";
       ctx.stderr.write(
         `Error reading bootsector: ${perrLine("", code).replace(/^ERROR\(\d+\): : /, "")}`,
@@ -191,6 +192,41 @@ export function openNtfsVolume(run: NtfscloneRun, path: string, source?: Source)
   run.out.write(`Cluster size       : ${vol.clusterSize} bytes\n`);
   run.out.write(volumeSizeLine("Current volume size", vol.nrClusters * vol.clusterSize));
   return vol;
+}
+
+/**
+ * A character device or pipe as the volume: libntfs reads its boot sector before giving up,
+ * so the refusal names what it found there.
+ */
+function notSeekable(run: NtfscloneRun, path: string): never {
+  const b = new Uint8Array(512);
+  let n = 0;
+  try {
+    const fd = fs.openSync(path, "r");
+    try {
+      for (let k; n < 512 && (k = fs.readSync(fd, b, n, 512 - n, null)) > 0;) n += k;
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch (e) {
+    perrExit(run, `Opening '${path}' as NTFS failed`, errCode(e));
+  }
+  let why = `Failed to read bootsector (size=${n})`;
+  if (n === 512) {
+    try {
+      parseNtfsBootSector(b);
+      why = "Failed to read last sector";
+    } catch (e) {
+      if (!(e instanceof CorruptImageError)) throw e;
+      why = e.details.compat ?? e.message;
+    }
+  }
+  run.ctx.stderr.write(`${why}\n`);
+  run.out.write(perrLine(`Opening '${path}' as NTFS failed`, "EINVAL"));
+  run.out.write(
+    `Apparently device '${path}' doesn't have a valid NTFS. Maybe you selected\nthe whole disk instead of a partition (e.g. /dev/hda, not /dev/hda1)?\n`,
+  );
+  throw new NtfscloneExit(1);
 }
 
 /** The source's device size, printed and checked as ntfsclone does. */

@@ -179,7 +179,14 @@ Deno.test({
       assert.equal(existsSync(p.tsOut), existsSync(p.refOut), `${args.join(" ")}: output created`);
     }
     // Devices need -A under Deno (all permissions are dropped once the files are open).
-    for (const args of [["-s", "-O", "/dev/null", "-q", vol], ["-O", "/dev/null", vol]]) {
+    for (
+      const args of [
+        ["-s", "-O", "/dev/null", "-q", vol],
+        ["-O", "/dev/null", vol],
+        ["-s", "-o", "-", "/dev/null"],
+        ["-s", "-o", "-", "/dev/zero"],
+      ]
+    ) {
       assertSameRun(both(d.path, args, { flags: ["-A"] }), `ntfsclone ${args.join(" ")}`);
     }
   },
