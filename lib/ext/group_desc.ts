@@ -37,6 +37,11 @@ export interface ExtGroupDescriptor {
   checksum: number;
   /** True when the fs has no group checksums, or the stored checksum verifies. */
   checksumValid: boolean;
+  /**
+   * The exact locations, present only when one of them exceeds 2^53 (the number fields are
+   * then rounded): a corrupt `_hi` half. Used to print libext2fs's warning digits exactly.
+   */
+  exact?: { blockBitmap: bigint; inodeBitmap: bigint; inodeTable: bigint };
 }
 
 /**
@@ -61,7 +66,7 @@ export function parseExtGroupDescriptor(
   const b = bytes, o = offset;
   const hi = (lo: number, hiOff: number) => (wide ? u32(b, o + hiOff) * 0x100000000 : 0) + lo;
   const hi16 = (lo: number, hiOff: number) => (wide ? u16(b, o + hiOff) * 0x10000 : 0) + lo;
-  return {
+  const d: ExtGroupDescriptor = {
     blockBitmap: hi(u32(b, o), 0x20),
     inodeBitmap: hi(u32(b, o + 4), 0x24),
     inodeTable: hi(u32(b, o + 8), 0x28),
@@ -73,6 +78,15 @@ export function parseExtGroupDescriptor(
     checksum: u16(b, o + 0x1e),
     checksumValid: true,
   };
+  if (
+    wide && (u32(b, o + 0x20) > 0x1fffff || u32(b, o + 0x24) > 0x1fffff ||
+      u32(b, o + 0x28) > 0x1fffff)
+  ) {
+    const big = (lo: number, hiOff: number) =>
+      (BigInt(u32(b, o + hiOff)) << 32n) | BigInt(u32(b, o + lo));
+    d.exact = { blockBitmap: big(0, 0x20), inodeBitmap: big(4, 0x24), inodeTable: big(8, 0x28) };
+  }
+  return d;
 }
 
 /** What {@linkcode extGroupDescChecksum} needs to know about the file system. */

@@ -76,6 +76,17 @@ class Marker {
     }
   }
 
+  /** Marks `count` blocks from a location past 2^53 (always out of range): warnings only. */
+  markBig(start: bigint, count: number): void {
+    for (let i = 0; i < count; i++) {
+      this.#warn(
+        `${EXT2_MESSAGES.BAD_BLOCK_MARK} #${
+          (start + BigInt(i)) >> BigInt(this.#bits)
+        } for ${this.#desc}`,
+      );
+    }
+  }
+
   blocks(vol: ExtVolume): BlockExtent[] {
     const r = vol.clusterRatio;
     const out: BlockExtent[] = [];
@@ -129,6 +140,9 @@ export function selectE2imageBlocks(
     meta.mark(b, n);
     count += n;
   };
+  const count_ = (n: number) => {
+    count += n;
+  };
 
   if (vol.superblockBlock) {
     mark(vol.superblockBlock);
@@ -144,6 +158,12 @@ export function selectE2imageBlocks(
   }
   count += vol.descBlocks;
   if (sb.featureIncompat & INCOMPAT.MMP) mark(sb.mmpBlock);
+  const markLoc = (n: number, exact: bigint | undefined, count: number) => {
+    if (exact !== undefined && exact > BigInt(Number.MAX_SAFE_INTEGER)) {
+      meta.markBig(exact, count);
+      count_(count);
+    } else mark(n, count);
+  };
   for (let g = 0; g < vol.groupCount; g++) {
     const d = vol.groups[g]!;
     if ((isDev || !(d.flags & BG_FLAGS.INODE_UNINIT)) && d.inodeTable) {
@@ -154,10 +174,14 @@ export function selectE2imageBlocks(
         // of warnings); mark only the part inside the file system then.
         if (end > vol.inodeBlocksPerGroup) end = Math.max(0, vol.blocksCount - d.inodeTable);
       }
-      if (end > 0) mark(d.inodeTable, end);
+      if (end > 0) markLoc(d.inodeTable, d.exact?.inodeTable, end);
     }
-    if (!(d.flags & BG_FLAGS.BLOCK_UNINIT) && d.blockBitmap) mark(d.blockBitmap);
-    if (!(d.flags & BG_FLAGS.INODE_UNINIT) && d.inodeBitmap) mark(d.inodeBitmap);
+    if (!(d.flags & BG_FLAGS.BLOCK_UNINIT) && d.blockBitmap) {
+      markLoc(d.blockBitmap, d.exact?.blockBitmap, 1);
+    }
+    if (!(d.flags & BG_FLAGS.INODE_UNINIT) && d.inodeBitmap) {
+      markLoc(d.inodeBitmap, d.exact?.inodeBitmap, 1);
+    }
   }
 
   // The inode scan (ext2fs_open_inode_scan / ext2fs_get_next_inode).
