@@ -387,6 +387,7 @@ export function scanVolume(
         run.ctx.stderr.write(`ntfs_attr_find: Corrupt inode (${n}): Input/output error\n`),
       onCorruptAttributeList: (n) =>
         run.ctx.stderr.write(`Corrupt attribute list entry in MFT record ${n}\n`),
+      onOpenFailure: (_n, message) => run.ctx.stderr.write(`${message}\n`),
     });
   } catch (e) {
     scanProgress(p, 0, reached);

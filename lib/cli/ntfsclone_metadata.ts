@@ -134,6 +134,13 @@ export function runMetadataClone(
       p.update(r);
     },
     onDamagedIndex: () => out.write("ERROR(5): Damaged INDX record: Input/output error\n"),
+    onCorruptRecord: () =>
+      run.ctx.stderr.write("ntfs_attr_find: Corrupt inode (-1): Input/output error\n"),
+    onCorruptInode: (n) =>
+      run.ctx.stderr.write(`ntfs_attr_find: Corrupt inode (${n}): Input/output error\n`),
+    onCorruptAttributeList: (n) =>
+      run.ctx.stderr.write(`Corrupt attribute list entry in MFT record ${n}\n`),
+    onOpenFailure: (_n, message) => run.ctx.stderr.write(`${message}\n`),
     onExtra: () => {
       flushDups(Infinity);
       accountClusters(run, scan);

@@ -15,9 +15,9 @@ import { protectFixups, undoFixups } from "./fixup.ts";
 import {
   AttrType,
   MFT_RECORD_IN_USE,
+  type MftRecordHeader,
   type NtfsAttribute,
   parseAttributes,
-  parseMftRecordHeader,
 } from "./record.ts";
 import { LCN_HOLE, type NtfsRun } from "./runlist.ts";
 import { type NtfsVolume, type NtfsWalkInode, SystemFile } from "./volume.ts";
@@ -50,6 +50,11 @@ export function newWipeStats(): WipeStats {
 export interface WipeOptions {
   /** Keep time stamps (`-t`). */
   preserveTimestamps?: boolean;
+  /**
+   * Called when a record's attributes end early at a malformed one (libntfs logs
+   * `ntfs_attr_find: Corrupt inode (-1)` for records it wipes without an inode).
+   */
+  onCorruptRecord?: () => void;
 }
 
 function zeroNonZero(b: Uint8Array, from: number, to: number): number {
@@ -158,30 +163,20 @@ export function wipeMftRecord(
   if (!(inUse & MFT_RECORD_IN_USE)) {
     if (mftNo > LAST_METADATA_INODE) stats.deletedMftData += zeroNonZero(rec, 48, bytesInUse);
   } else {
+    // libntfs enumerates the record's attributes without checking its header first.
+    const attrsOffset = u16(rec, 0x14);
     let attrs: NtfsAttribute[] = [];
-    try {
-      const h = parseMftRecordHeader(rec);
-      if (h) attrs = parseAttributesLenient(rec, h);
-    } catch (e) {
-      if (!(e instanceof CorruptImageError)) throw e;
-    }
+    if (attrsOffset < rec.length) {
+      const h = { attrsOffset, bytesInUse: bytesInUse } as MftRecordHeader;
+      attrs = parseAttributes(rec, h, 0, {
+        lenient: true,
+        onTruncated: () => options.onCorruptRecord?.(),
+      });
+    } else options.onCorruptRecord?.();
     for (const a of attrs) wipeResidentAttribute(rec, a, mftNo, options, stats);
   }
   usnDec(rec);
   if (fix === "ok") protectFixups(rec);
-}
-
-/** Attributes up to the first invalid one (ntfs_attr_lookup stops there too). */
-function parseAttributesLenient(
-  rec: Uint8Array,
-  h: ReturnType<typeof parseMftRecordHeader> & object,
-): NtfsAttribute[] {
-  try {
-    return parseAttributes(rec, h);
-  } catch (e) {
-    if (!(e instanceof CorruptImageError)) throw e;
-    return [];
-  }
 }
 
 /**
@@ -234,6 +229,12 @@ export interface EmitMetadataOptions extends WipeOptions {
   onDamagedIndex?: () => void;
   /** Called when the extras are about to be copied (ntfsclone re-runs its bitmap check). */
   onExtra?: () => void;
+  /** Passed to the walk (see {@linkcode NtfsWalkOptions.onCorruptInode}). */
+  onCorruptInode?: (inode: number) => void;
+  /** Passed to the walk (see {@linkcode NtfsWalkOptions.onCorruptAttributeList}). */
+  onCorruptAttributeList?: (inode: number) => void;
+  /** Passed to the walk (see {@linkcode NtfsWalkOptions.onOpenFailure}). */
+  onOpenFailure?: (inode: number, message: string) => void;
 }
 
 /** What {@linkcode emitMetadata} counted, by where the wipe happened. */
@@ -565,6 +566,11 @@ export function emitMetadata(
   for (
     const ino of vol.walk({
       ...(options.onRecord ? { onRecord: options.onRecord } : {}),
+      ...(options.onCorruptInode ? { onCorruptInode: options.onCorruptInode } : {}),
+      ...(options.onCorruptAttributeList
+        ? { onCorruptAttributeList: options.onCorruptAttributeList }
+        : {}),
+      ...(options.onOpenFailure ? { onOpenFailure: options.onOpenFailure } : {}),
       all: true,
     })
   ) {

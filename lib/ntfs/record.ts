@@ -269,13 +269,41 @@ export function parseAttributes(
   options: { lenient?: boolean; onTruncated?: (error: CorruptImageError) => void } = {},
 ): NtfsAttribute[] {
   if (!options.lenient) return parseAttributesStrict(rec, header, base, false);
-  try {
-    return parseAttributesStrict(rec, header, base, true);
-  } catch (e) {
-    if (!(e instanceof CorruptImageError) || e.details.structure === "runlist") throw e;
-    options.onTruncated?.(e);
-    return lenientPrefix(rec, header, base, e.details.offset);
+  // libntfs's enumeration (ntfs_attr_find with AT_UNUSED): an attribute is taken while it fits
+  // in bytes_in_use with at least a resident header; a zero length or one that does not fit
+  // (other than the end marker) stops the walk with EIO. Nothing else is checked.
+  const out: NtfsAttribute[] = [];
+  const inUse = header.bytesInUse;
+  let p = header.attrsOffset;
+  const stop = (at: number, why: string) => {
+    options.onTruncated?.(
+      new CorruptImageError(
+        `Cannot read NTFS MFT record: ${why} (byte 0x${(base + at).toString(16)})`,
+        {
+          format: "ntfs",
+          structure: "MFT record",
+          offset: base + at,
+        },
+      ),
+    );
+    return out;
+  };
+  for (let guard = 0; guard <= rec.length; guard++) {
+    if (p + 8 > rec.length) return stop(p, "attribute header runs past the record");
+    const space = inUse - p;
+    const type = u32(rec, p), length = u32(rec, p + 4);
+    if ((space < 24 || space < length) && !(space >= 4 && type === AttrType.END)) {
+      return stop(p, `attribute of ${length} bytes does not fit in bytes_in_use`);
+    }
+    if (type === AttrType.END) return out;
+    if (length === 0) return stop(p, "attribute length is zero");
+    if (p + length > rec.length || length < 16) {
+      return stop(p, `attribute length ${length} is invalid`);
+    }
+    out.push(parseAttributeAt(rec, p, type, length, base, true));
+    p += length;
   }
+  return stop(p, "too many attributes");
 }
 
 function parseAttributesStrict(
@@ -296,146 +324,136 @@ function parseAttributesStrict(
     if (length < 24 || length % 8 !== 0 || p + length > limit) {
       corrupt(`attribute length ${length} is invalid`, base, p + 4, "length");
     }
-    const nonResident = u8(rec, p + 8) !== 0;
-    const nameLength = u8(rec, p + 9), nameOffset = u16(rec, p + 10);
-    if (nameLength && nameOffset + 2 * nameLength > length) {
-      corrupt("attribute name runs past the attribute", base, p + 10, "name_offset");
-    }
-    const a: NtfsAttribute = {
-      type,
-      offset: p,
-      length,
-      nonResident,
-      name: nameLength ? decodeName(rec, p + nameOffset, nameLength) : "",
-      flags: u16(rec, p + 12),
-      instance: u16(rec, p + 14),
-      valueOffset: 0,
-      valueLength: 0,
-      lowestVcn: 0,
-      highestVcn: 0,
-      allocatedSize: 0,
-      dataSize: 0,
-      initializedSize: 0,
-      compressionUnit: 0,
-      runs: [],
-    };
-    if (!nonResident) {
-      a.valueLength = u32(rec, p + 16);
-      const vo = u16(rec, p + 20);
-      if (vo + a.valueLength > length) {
-        // libntfs's attribute walk does not check resident values; keep them inside the record.
-        if (!lenient) {
-          corrupt("resident value runs past the attribute", base, p + 16, "value_length");
-        }
-        a.valueLength = Math.max(0, length - vo);
-      }
-      a.valueOffset = p + Math.min(vo, length);
-    } else {
-      if (length < 64) {
-        corrupt(`non-resident attribute length ${length} is too short`, base, p + 4, "length");
-      }
-      const decode = () => {
-        const what = `attribute 0x${type.toString(16)}`;
-        // Out-of-range sizes or VCNs surface, as in libntfs, when the runlist is decoded.
-        const u64r = (off: number) => {
-          try {
-            return u64(rec, off, what);
-          } catch (e) {
-            if (!(e instanceof CorruptImageError)) throw e;
-            return corrupt(
-              e.message.replace(/^Cannot read [^:]*: /, ""),
-              base,
-              off,
-              what,
-              "runlist",
-            );
-          }
-        };
-        a.lowestVcn = u64r(p + 16);
-        a.highestVcn = Number(
-          BigInt.asIntN(64, BigInt(u32(rec, p + 24)) | (BigInt(u32(rec, p + 28)) << 32n)),
-        );
-        const mp = u16(rec, p + 32);
-        a.compressionUnit = u8(rec, p + 34);
-        // Sizes do not enter the runlist decoding: hostile values are clamped, not fatal.
-        const size = (off: number) => {
-          const v = u64n(rec, off, what);
-          return v > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(v);
-        };
-        a.allocatedSize = size(p + 40);
-        a.dataSize = size(p + 48);
-        a.initializedSize = size(p + 56);
-        if (mp < 64 || mp > length) {
-          corrupt(
-            `mapping_pairs_offset ${mp} is invalid`,
-            base,
-            p + 32,
-            "mapping_pairs_offset",
-            "runlist",
-          );
-        }
-        a.runs = decodeRunlist(rec, p + mp, p + length, a.lowestVcn, base);
-        if (a.highestVcn > 0 && a.runs.length) {
-          const last = a.runs[a.runs.length - 1]!;
-          if (last.vcn + last.length - 1 !== a.highestVcn) {
-            corrupt(
-              `highest_vcn ${a.highestVcn} does not match the runlist end ${
-                last.vcn + last.length - 1
-              }`,
-              base,
-              p + 24,
-              "highest_vcn",
-              "runlist",
-            );
-          }
-        }
-      };
-      if (!lenient) decode();
-      else {
-        // The walk decodes a runlist only when it uses the attribute, as libntfs does.
-        try {
-          decode();
-        } catch (e) {
-          if (!(e instanceof CorruptImageError) || e.details.structure !== "runlist") throw e;
-          a.runs = [];
-          a.runlistError = e;
-        }
-      }
-    }
-    out.push(a);
+    out.push(parseAttributeAt(rec, p, type, length, base, lenient));
     p += length;
   }
   return corrupt("too many attributes", base, p, "type");
 }
 
-/** The attributes that lie wholly before byte `bad` (absolute), parsed one by one. */
-function lenientPrefix(
+/** Parses the attribute record at `p` (its type and length already checked by the caller). */
+function parseAttributeAt(
   rec: Uint8Array,
-  header: MftRecordHeader,
+  p: number,
+  type: number,
+  length: number,
   base: number,
-  bad: number | undefined,
-): NtfsAttribute[] {
-  if (bad === undefined) return [];
-  // Re-parse with bytes_in_use cut just before the bad attribute's start.
-  let p = header.attrsOffset;
-  const starts: number[] = [];
-  while (p + 8 <= rec.length && base + p <= bad) {
-    const len = u32(rec, p + 4);
-    if (u32(rec, p) === AttrType.END || len < 24 || len % 8 !== 0) break;
-    starts.push(p);
-    p += len;
+  lenient: boolean,
+): NtfsAttribute {
+  const nonResident = u8(rec, p + 8) !== 0;
+  const nameLength = u8(rec, p + 9), nameOffset = u16(rec, p + 10);
+  const nameFits = !nameLength || nameOffset + 2 * nameLength <= length;
+  if (!nameFits && !lenient) {
+    corrupt("attribute name runs past the attribute", base, p + 10, "name_offset");
   }
-  for (let k = starts.length - 1; k >= 0; k--) {
-    const cut = starts[k]!;
-    const copy = rec.slice(0, cut + 4);
-    copy.set([0xff, 0xff, 0xff, 0xff], cut);
-    try {
-      return parseAttributesStrict(copy, { ...header, bytesInUse: cut + 4 }, base, true);
-    } catch (e) {
-      if (!(e instanceof CorruptImageError) || e.details.structure === "runlist") throw e;
+  const a: NtfsAttribute = {
+    type,
+    offset: p,
+    length,
+    nonResident,
+    name: nameLength && nameFits ? decodeName(rec, p + nameOffset, nameLength) : "",
+    flags: u16(rec, p + 12),
+    instance: u16(rec, p + 14),
+    valueOffset: 0,
+    valueLength: 0,
+    lowestVcn: 0,
+    highestVcn: 0,
+    allocatedSize: 0,
+    dataSize: 0,
+    initializedSize: 0,
+    compressionUnit: 0,
+    runs: [],
+  };
+  if (!nonResident) {
+    a.valueLength = u32(rec, p + 16);
+    const vo = u16(rec, p + 20);
+    if (vo + a.valueLength > length) {
+      // libntfs's attribute walk does not check resident values; keep them inside the record.
+      if (!lenient) {
+        corrupt("resident value runs past the attribute", base, p + 16, "value_length");
+      }
+      a.valueLength = Math.max(0, length - vo);
+    }
+    a.valueOffset = p + Math.min(vo, length);
+  } else {
+    if (length < 64) {
+      const why = `non-resident attribute length ${length} is too short`;
+      if (!lenient) corrupt(why, base, p + 4, "length");
+      try {
+        corrupt(why, base, p + 4, "length", "runlist");
+      } catch (e) {
+        a.runlistError = e as CorruptImageError;
+      }
+      return a;
+    }
+    const decode = () => {
+      const what = `attribute 0x${type.toString(16)}`;
+      // Out-of-range sizes or VCNs surface, as in libntfs, when the runlist is decoded.
+      const u64r = (off: number) => {
+        try {
+          return u64(rec, off, what);
+        } catch (e) {
+          if (!(e instanceof CorruptImageError)) throw e;
+          return corrupt(
+            e.message.replace(/^Cannot read [^:]*: /, ""),
+            base,
+            off,
+            what,
+            "runlist",
+          );
+        }
+      };
+      a.lowestVcn = u64r(p + 16);
+      a.highestVcn = Number(
+        BigInt.asIntN(64, BigInt(u32(rec, p + 24)) | (BigInt(u32(rec, p + 28)) << 32n)),
+      );
+      const mp = u16(rec, p + 32);
+      a.compressionUnit = u8(rec, p + 34);
+      // Sizes do not enter the runlist decoding: hostile values are clamped, not fatal.
+      const size = (off: number) => {
+        const v = u64n(rec, off, what);
+        return v > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(v);
+      };
+      a.allocatedSize = size(p + 40);
+      a.dataSize = size(p + 48);
+      a.initializedSize = size(p + 56);
+      if (mp < 64 || mp > length) {
+        corrupt(
+          `mapping_pairs_offset ${mp} is invalid`,
+          base,
+          p + 32,
+          "mapping_pairs_offset",
+          "runlist",
+        );
+      }
+      a.runs = decodeRunlist(rec, p + mp, p + length, a.lowestVcn, base);
+      if (a.highestVcn > 0 && a.runs.length) {
+        const last = a.runs[a.runs.length - 1]!;
+        if (last.vcn + last.length - 1 !== a.highestVcn) {
+          corrupt(
+            `highest_vcn ${a.highestVcn} does not match the runlist end ${
+              last.vcn + last.length - 1
+            }`,
+            base,
+            p + 24,
+            "highest_vcn",
+            "runlist",
+          );
+        }
+      }
+    };
+    if (!lenient) decode();
+    else {
+      // The walk decodes a runlist only when it uses the attribute, as libntfs does.
+      try {
+        decode();
+      } catch (e) {
+        if (!(e instanceof CorruptImageError) || e.details.structure !== "runlist") throw e;
+        a.runs = [];
+        a.runlistError = e;
+      }
     }
   }
-  return [];
+  return a;
 }
 
 /** The resident value of an attribute (a view into `rec`). */

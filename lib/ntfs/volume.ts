@@ -143,6 +143,8 @@ export interface NtfsWalkOptions {
    * (libntfs logs `Corrupt attribute list entry in MFT record n`); its walk stops there.
    */
   onCorruptAttributeList?: (inode: number) => void;
+  /** Called with libntfs's message when an inode cannot be opened (it is then skipped). */
+  onOpenFailure?: (inode: number, message: string) => void;
 }
 
 function corrupt(message: string, offset: number, structure: string, compat?: string): never {
@@ -671,14 +673,7 @@ export class NtfsVolume {
           if (options.all) yield { inode: ino, bytes, header, extents: new Map(), attributes: [] };
           continue;
         }
-        const inode = this.#openInode(
-          ino,
-          bytes,
-          header,
-          base,
-          options.onCorruptInode,
-          options.onCorruptAttributeList,
-        );
+        const inode = this.#openInode(ino, bytes, header, base, options);
         if (inode) yield inode;
       }
     }
@@ -689,11 +684,34 @@ export class NtfsVolume {
     bytes: Uint8Array,
     header: MftRecordHeader,
     base: number,
-    onCorrupt?: (inode: number) => void,
-    onCorruptList?: (inode: number) => void,
+    options: NtfsWalkOptions,
   ): NtfsWalkInode | undefined {
-    const onTruncated = () => onCorrupt?.(ino);
+    const onCorrupt = options.onCorruptInode;
+    const onCorruptList = options.onCorruptAttributeList;
+    let truncated = false;
+    const onTruncated = () => {
+      truncated = true;
+      onCorrupt?.(ino);
+    };
     const attrs = parseAttributes(bytes, header, base, { lenient: true, onTruncated });
+    // ntfs_inode_open looks up $STANDARD_INFORMATION, $ATTRIBUTE_LIST and the unnamed $DATA
+    // in turn: each search runs until an attribute of a higher type, so a malformed attribute
+    // met before one above $DATA, no $STANDARD_INFORMATION first, or a short one, fail the open.
+    const si = attrs.findIndex((a) => a.type >= AttrType.STANDARD_INFORMATION);
+    if (si < 0 || attrs[si]!.type !== AttrType.STANDARD_INFORMATION) {
+      options.onOpenFailure?.(
+        ino,
+        `No STANDARD_INFORMATION in base record ${ino}: ${
+          truncated && si < 0 ? "Input/output error" : "No such file or directory"
+        }`,
+      );
+      return undefined;
+    }
+    if (attrs[si]!.nonResident || attrs[si]!.valueLength < 0x30) {
+      options.onOpenFailure?.(ino, `Corrupt STANDARD_INFORMATION in base record ${ino}`);
+      return undefined;
+    }
+    if (truncated && !attrs.some((a) => a.type > AttrType.DATA)) return undefined;
     const extents = new Map<number, Uint8Array>();
     const list = attrs.find((a) => a.type === AttrType.ATTRIBUTE_LIST);
     if (!list) {
@@ -758,7 +776,10 @@ export class NtfsVolume {
    * drops the bad clusters.
    */
   scan(
-    options: Pick<NtfsWalkOptions, "onRecord" | "onCorruptInode" | "onCorruptAttributeList"> = {},
+    options: Pick<
+      NtfsWalkOptions,
+      "onRecord" | "onCorruptInode" | "onCorruptAttributeList" | "onOpenFailure"
+    > = {},
   ): NtfsScan {
     interface R {
       start: number;
