@@ -410,20 +410,28 @@ function deflateCluster(blk: Uint8Array): Uint8Array | undefined {
   return z.length < blk.length ? new Uint8Array(z.buffer, z.byteOffset, z.length) : undefined;
 }
 
+const EMPTY = new Uint8Array(0);
+
 /** Puts of at least this many bytes bypass the {@linkcode Emitter}'s buffer. */
 const DIRECT_WRITE = 256 * 1024;
 
 /** Buffered writer of the file in ascending order; holes are skipped or zero-filled. */
 class Emitter {
   #sink: Sink;
-  #buf: Uint8Array;
+  #buf: Uint8Array = EMPTY;
+  #size: number;
   #start = 0;
   #len = 0;
   #stream: boolean;
   constructor(sink: Sink, bufferSize: number) {
     this.#sink = sink;
     this.#stream = sink.kind === "stream";
-    this.#buf = new Uint8Array(bufferSize);
+    this.#size = bufferSize;
+  }
+  /** The buffer, allocated on first use (batches of data bypass it). */
+  get #b(): Uint8Array {
+    if (this.#buf === EMPTY) this.#buf = new Uint8Array(this.#size);
+    return this.#buf;
   }
   /** Writes `data` at `offset` (≥ everything emitted before). */
   put(offset: number, data: Uint8Array): void {
@@ -434,24 +442,24 @@ class Emitter {
         this.#start = offset;
       }
     }
-    if (this.#len + data.length > this.#buf.length) this.flush();
-    if (data.length >= DIRECT_WRITE || data.length >= this.#buf.length) {
+    if (this.#len + data.length > this.#size) this.flush();
+    if (data.length >= DIRECT_WRITE || data.length >= this.#size) {
       // Large data (a batch of clusters) go straight to the sink: no copy into the buffer.
       this.flush();
       this.#sink.writeAt(this.#start, data);
       this.#start += data.length;
       return;
     }
-    this.#buf.set(data, this.#len);
+    this.#b.set(data, this.#len);
     this.#len += data.length;
   }
   zeros(n: number): void {
     while (n > 0) {
-      const k = Math.min(n, this.#buf.length - this.#len);
-      this.#buf.fill(0, this.#len, this.#len + k);
+      const k = Math.min(n, this.#size - this.#len);
+      this.#b.fill(0, this.#len, this.#len + k);
       this.#len += k;
       n -= k;
-      if (this.#len === this.#buf.length) this.flush();
+      if (this.#len === this.#size) this.flush();
     }
   }
   flush(): void {
