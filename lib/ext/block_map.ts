@@ -23,7 +23,10 @@ export const BLOCK_COUNT_TIND: number = -3;
 /** Block count reported for a HURD translator block. */
 export const BLOCK_COUNT_TRANSLATOR: number = -4;
 
-/** Deepest extent tree walked; deeper roots are refused as corrupt (ext4 allows 5). */
+/**
+ * Deepest extent tree level walked; descending further ends the walk as "Corrupt extent
+ * header" (ext4 allows 5; libext2fs would follow a corrupt root's depth up to 65535 levels).
+ */
 export const MAX_EXTENT_DEPTH: number = 32;
 
 /** What {@linkcode walkInodeBlocks} needs from the file system. */
@@ -41,6 +44,11 @@ export interface BlockWalkContext {
    * the end of the source (libext2fs's short read).
    */
   readBlock(block: number, buf: Uint8Array): boolean;
+  /**
+   * libext2fs's message when {@linkcode BlockWalkContext.readBlock} returns false for `block`;
+   * default "Attempt to read block from filesystem resulted in short read".
+   */
+  pastEndMessage?: (block: number) => string;
   /** Cap on tree blocks read for one inode (hostile DAG-shaped trees); default blocksCount. */
   maxTreeBlocks?: number;
 }
@@ -110,17 +118,6 @@ class ExtentHandle {
       blk: 0,
       endBlk: Math.floor((sizeLo + ctx.blockSize - 1) / ctx.blockSize),
     });
-    for (let i = 1; i <= maxDepth; i++) {
-      this.#path.push({
-        buf: new Uint8Array(0),
-        entries: 0,
-        left: 0,
-        curr: -1,
-        visitNum: 0,
-        blk: 0,
-        endBlk: 0,
-      });
-    }
   }
 
   /** EXT2_EXTENT_ROOT then NEXT_SIB. Returns the extent or an error message string. */
@@ -201,10 +198,25 @@ class ExtentHandle {
       if (this.#path[l]!.blk === blk) return EXT2_MESSAGES.EXTENT_CYCLE;
     }
     if (++this.#reads > this.#maxReads) return EXT2_MESSAGES.EXTENT_CYCLE;
-    const np = this.#path[this.#level + 1]!;
+    if (this.#level + 1 > MAX_EXTENT_DEPTH) return EXT2_MESSAGES.EXTENT_HEADER_BAD;
+    let np = this.#path[this.#level + 1];
+    if (!np) {
+      np = {
+        buf: new Uint8Array(0),
+        entries: 0,
+        left: 0,
+        curr: -1,
+        visitNum: 0,
+        blk: 0,
+        endBlk: 0,
+      };
+      this.#path.push(np);
+    }
     if (np.buf.length !== this.#ctx.blockSize) np.buf = new Uint8Array(this.#ctx.blockSize);
     np.blk = blk;
-    if (!this.#ctx.readBlock(blk, np.buf)) return EXT2_MESSAGES.SHORT_READ;
+    if (!this.#ctx.readBlock(blk, np.buf)) {
+      return this.#ctx.pastEndMessage?.(blk) ?? EXT2_MESSAGES.SHORT_READ;
+    }
     if (!headerOk(np.buf, this.#ctx.blockSize)) return EXT2_MESSAGES.EXTENT_HEADER_BAD;
     this.#level++;
     np.entries = np.left = u16(np.buf, 2);
@@ -228,12 +240,6 @@ function walkExtents(
   if (root.every((x) => x === 0)) return null;
   if (!headerOk(root, 60)) return null;
   const depth = u16(root, 6);
-  if (depth > MAX_EXTENT_DEPTH) {
-    return {
-      compat: EXT2_MESSAGES.EXTENT_HEADER_BAD,
-      detail: `extent tree depth ${depth} exceeds ${MAX_EXTENT_DEPTH}`,
-    };
-  }
   if (depth === 0) {
     // The root is the only (leaf) node: the same walk as below without a handle. Skipping an
     // extent also skips the one after it (libext2fs had already fetched it).
@@ -343,7 +349,7 @@ export function walkInodeBlocks(
   };
   const read = (blk: number, buf: Uint8Array): boolean => {
     if (!ctx.readBlock(blk, buf)) {
-      st.errcode = EXT2_MESSAGES.SHORT_READ;
+      st.errcode = ctx.pastEndMessage?.(blk) ?? EXT2_MESSAGES.SHORT_READ;
       return false;
     }
     st.errcode = null;

@@ -43,13 +43,45 @@ export interface ExtVolumeOpenOptions {
   superblock?: number;
   /** The expected block size (e2image `-B`); the open fails when the fs differs. */
   blockSize?: number;
+  /**
+   * libext2fs's message for a read at byte `offset` past the end of the source (default
+   * "Attempt to read block from filesystem resulted in short read"); see
+   * {@linkcode unixPastEndMessage} for what Linux gives on devices and huge offsets.
+   */
+  pastEndMessage?: (offset: number) => string;
 }
 
-function shortRead(what: string, offset: number): CorruptImageError {
+function shortRead(
+  what: string,
+  offset: number,
+  pastEnd: (offset: number) => string = () => EXT2_MESSAGES.SHORT_READ,
+): CorruptImageError {
   return new CorruptImageError(
     `Cannot read ext ${what}: the source ends before byte 0x${offset.toString(16)}`,
-    { format: "ext", structure: what, offset, compat: EXT2_MESSAGES.SHORT_READ },
+    { format: "ext", structure: what, offset, compat: pastEnd(offset) },
   );
+}
+
+/**
+ * libext2fs's message for a read past the end of the source, as Linux's unix_io produces it:
+ * its short `pread` falls back to `lseek`, which refuses (EINVAL, "Invalid argument") any offset
+ * past a block device's end or past the host file system's largest file (2^44 - 4096 bytes on
+ * ext4 with 4 KiB blocks); otherwise the read comes back short. Pass it, bound to the source's
+ * kind, as {@linkcode ExtVolumeOpenOptions.pastEndMessage}.
+ *
+ * @example
+ * ```ts
+ * import { unixPastEndMessage } from "./volume.ts";
+ * console.assert(unixPastEndMessage("device", 1 << 30) === "Invalid argument");
+ * ```
+ */
+export function unixPastEndMessage(
+  kind: "file" | "device",
+  offset: number,
+  hostMaxFileSize: number = 2 ** 44 - 4096,
+): string {
+  if (kind === "device" || offset > hostMaxFileSize) return "Invalid argument";
+  return EXT2_MESSAGES.SHORT_READ;
 }
 
 /** Reads exactly `buf.length` bytes at `offset`; false when the source ends first. */
@@ -139,6 +171,7 @@ export class ExtVolume {
   readonly descriptorLocations: readonly number[];
   #sbBytes: Uint8Array;
   #descBytes: Uint8Array;
+  #pastEnd: (offset: number) => string = () => EXT2_MESSAGES.SHORT_READ;
   #uninitMarks: BlockExtent[] | undefined;
 
   private constructor(
@@ -197,12 +230,15 @@ export class ExtVolume {
     }
     const sbOffset = sbBlock ? sbBlock * options.blockSize! : SUPERBLOCK_OFFSET;
     const sbBytes = new Uint8Array(SUPERBLOCK_SIZE);
-    if (!readExact(source, sbOffset, sbBytes)) throw shortRead("superblock", sbOffset);
+    if (!readExact(source, sbOffset, sbBytes)) {
+      throw shortRead("superblock", sbOffset, options.pastEndMessage);
+    }
     const sb = parseExtSuperblock(sbBytes, {
       offset: sbOffset,
       ...(options.blockSize !== undefined ? { expectedBlockSize: options.blockSize } : {}),
     });
     const vol = new ExtVolume(source, sbBytes, sb, sbBlock);
+    if (options.pastEndMessage) vol.#pastEnd = options.pastEndMessage;
     vol.#readDescriptors();
     return vol;
   }
@@ -252,14 +288,29 @@ export class ExtVolume {
     let firstMetaBg = this.descBlocks;
     if (sb.featureIncompat & INCOMPAT.META_BG) firstMetaBg = Math.min(sb.firstMetaBg, firstMetaBg);
     const total = this.descBlocks * bs;
-    if (total > this.source.size) throw shortRead("group descriptors", this.source.size);
+    if (total > this.source.size) {
+      // Find the read libext2fs would fail on, without allocating for a hostile count.
+      const start = groupBlock + zeroAdjust + 1;
+      let failAt = start * bs;
+      if (!firstMetaBg || start * bs + firstMetaBg * bs <= this.source.size) {
+        failAt = this.source.size;
+        for (let i = firstMetaBg; i < this.descBlocks; i++) {
+          const off = this.descriptorBlockLocation(groupBlock, i) * bs;
+          if (off + bs > this.source.size) {
+            failAt = off;
+            break;
+          }
+        }
+      }
+      throw shortRead("group descriptors", failAt, this.#pastEnd);
+    }
     const bytes = new Uint8Array(total);
     const locs: number[] = [];
     if (firstMetaBg) {
       const start = groupBlock + zeroAdjust + 1;
       const off = start * bs;
       if (!readExact(this.source, off, bytes.subarray(0, firstMetaBg * bs))) {
-        throw shortRead("group descriptors", off);
+        throw shortRead("group descriptors", off, this.#pastEnd);
       }
       for (let i = 0; i < firstMetaBg; i++) locs.push(start + i);
     }
@@ -267,7 +318,7 @@ export class ExtVolume {
       const blk = this.descriptorBlockLocation(groupBlock, i);
       const off = blk * bs;
       if (!readExact(this.source, off, bytes.subarray(i * bs, (i + 1) * bs))) {
-        throw shortRead("group descriptors", off);
+        throw shortRead("group descriptors", off, this.#pastEnd);
       }
       locs.push(blk);
     }
@@ -333,6 +384,7 @@ export class ExtVolume {
       firstDataBlock: this.firstDataBlock,
       hurd: this.superblock.creatorOs === EXT2_OS_HURD,
       readBlock: (b, buf) => this.readBlock(b, buf),
+      pastEndMessage: (b) => this.#pastEnd(b * this.blockSize),
     };
   }
 
@@ -373,7 +425,7 @@ export class ExtVolume {
   readInodeBytes(ino: number): Uint8Array {
     const off = this.inodeOffset(ino);
     const buf = new Uint8Array(this.inodeSize);
-    if (!readExact(this.source, off, buf)) throw shortRead(`inode ${ino}`, off);
+    if (!readExact(this.source, off, buf)) throw shortRead(`inode ${ino}`, off, this.#pastEnd);
     return buf;
   }
 

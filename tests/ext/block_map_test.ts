@@ -100,16 +100,32 @@ Deno.test({
 });
 
 Deno.test({
-  name: "walkInodeBlocks() refuses an absurdly deep extent root at once",
+  name: "walkInodeBlocks() follows a corrupt root depth like libext2fs, but at most 32 levels",
   permissions: "none",
   fn() {
+    // A root claiming depth 60000 whose child is garbage: the child is reported, then refused.
     const inode = extentInode((r) => {
       header(r, 0, 1, 4, 60000);
       index(r, 0, 0, 100);
     });
-    const { seen, err } = walk(inode, ctx(new Map()));
-    assertEquals(err?.compat, "Corrupt extent header");
-    assertEquals(seen, []);
+    const r1 = walk(inode, ctx(new Map()));
+    assertEquals(r1.err?.compat, "Corrupt extent header");
+    assertEquals(r1.seen, [[100, 1, -1]]);
+    // A 40-level chain of valid index blocks: the walk stops after 32 levels.
+    const blocks = new Map<number, Uint8Array>();
+    for (let i = 0; i < 40; i++) {
+      blocks.set(
+        100 + i,
+        nodeBlock(1, 1, (b) => index(b, 0, 0, 101 + i)),
+      );
+    }
+    const deep = extentInode((r) => {
+      header(r, 0, 1, 4, 40);
+      index(r, 0, 0, 100);
+    });
+    const r2 = walk(deep, ctx(blocks));
+    assertEquals(r2.err?.compat, "Corrupt extent header");
+    assertEquals(r2.seen.length, 33);
   },
 });
 
