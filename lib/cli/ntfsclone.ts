@@ -388,6 +388,7 @@ export function scanVolume(
       onCorruptAttributeList: (n) =>
         run.ctx.stderr.write(`Corrupt attribute list entry in MFT record ${n}\n`),
       onOpenFailure: (_n, message) => run.ctx.stderr.write(`${message}\n`),
+      onTornRecord: (message) => run.ctx.stderr.write(`${message}: Input/output error\n`),
     });
   } catch (e) {
     scanProgress(p, 0, reached);

@@ -141,6 +141,8 @@ export function runMetadataClone(
     onCorruptAttributeList: (n) =>
       run.ctx.stderr.write(`Corrupt attribute list entry in MFT record ${n}\n`),
     onOpenFailure: (_n, message) => run.ctx.stderr.write(`${message}\n`),
+    onTornRecord: (message) => run.ctx.stderr.write(`${message}: Input/output error\n`),
+    onLog: (line) => run.ctx.stderr.write(`${line}\n`),
     onExtra: () => {
       flushDups(Infinity);
       accountClusters(run, scan);

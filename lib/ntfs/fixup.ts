@@ -81,3 +81,25 @@ export function protectFixups(rec: Uint8Array): boolean {
   }
   return true;
 }
+
+/**
+ * libntfs's log line for a torn record (without the errno suffix), naming the first stride
+ * whose last word is not the update sequence number; undefined when the record is not torn.
+ */
+export function describeTornRecord(rec: Uint8Array): string | undefined {
+  const usa = usaOf(rec);
+  if (!usa) return undefined;
+  const usn = u16(rec, usa.ofs);
+  for (let i = 1; i < usa.count; i++) {
+    const data = u16(rec, i * NTFS_BLOCK_SIZE - 2);
+    if (data !== usn) {
+      const magic = (rec[0]! | (rec[1]! << 8) | (rec[2]! << 16) | (rec[3]! << 24)) >>> 0;
+      return `Incomplete multi-sector transfer: magic: 0x${
+        magic.toString(16).padStart(8, "0")
+      }  size: ${rec.length}  usa_ofs: ${usa.ofs}  usa_count: ${
+        usa.count - i
+      }  data: ${data}  usn: ${usn}`;
+    }
+  }
+  return undefined;
+}

@@ -11,7 +11,7 @@
  */
 import { CorruptImageError, ReadError } from "../errors.ts";
 import { u16, u32 } from "../_internal/bytes.ts";
-import { protectFixups, undoFixups } from "./fixup.ts";
+import { describeTornRecord, protectFixups, undoFixups } from "./fixup.ts";
 import {
   AttrType,
   MFT_RECORD_IN_USE,
@@ -20,7 +20,7 @@ import {
   parseAttributes,
 } from "./record.ts";
 import { LCN_HOLE, type NtfsRun } from "./runlist.ts";
-import { type NtfsVolume, type NtfsWalkInode, SystemFile } from "./volume.ts";
+import { inodeOpenFailure, type NtfsVolume, type NtfsWalkInode, SystemFile } from "./volume.ts";
 
 /** The last system inode (records 0..11 are never wiped of data). */
 export const LAST_METADATA_INODE = 11;
@@ -55,6 +55,8 @@ export interface WipeOptions {
    * `ntfs_attr_find: Corrupt inode (-1)` for records it wipes without an inode).
    */
   onCorruptRecord?: () => void;
+  /** Called with other lines libntfs logs while wiping (torn records, refused fixups). */
+  onLog?: (line: string) => void;
 }
 
 function zeroNonZero(b: Uint8Array, from: number, to: number): number {
@@ -153,8 +155,12 @@ export function wipeMftRecord(
   options: WipeOptions,
   stats: WipeStats,
 ): void {
+  const torn = describeTornRecord(rec);
   const fix = undoFixups(rec);
-  if (fix === "torn") rec.set([0x42, 0x41, 0x41, 0x44]); // "BAAD"
+  if (fix === "torn") {
+    rec.set([0x42, 0x41, 0x41, 0x44]); // "BAAD"
+    options.onLog?.(`${torn}: Input/output error`);
+  }
   const inUse = u16(rec, 0x16);
   const bytesInUse = u32(rec, 0x18), bytesAllocated = u32(rec, 0x1c);
   if (mftNo > LAST_METADATA_INODE) {
@@ -177,6 +183,9 @@ export function wipeMftRecord(
   }
   usnDec(rec);
   if (fix === "ok") protectFixups(rec);
+  else if (fix === "torn") {
+    options.onLog?.("ntfs_mst_pre_write_fixup: bad argument: Invalid argument");
+  }
 }
 
 /**
@@ -235,6 +244,8 @@ export interface EmitMetadataOptions extends WipeOptions {
   onCorruptAttributeList?: (inode: number) => void;
   /** Passed to the walk (see {@linkcode NtfsWalkOptions.onOpenFailure}). */
   onOpenFailure?: (inode: number, message: string) => void;
+  /** Passed to the walk (see {@linkcode NtfsWalkOptions.onTornRecord}). */
+  onTornRecord?: (message: string) => void;
 }
 
 /** What {@linkcode emitMetadata} counted, by where the wipe happened. */
@@ -571,11 +582,22 @@ export function emitMetadata(
         ? { onCorruptAttributeList: options.onCorruptAttributeList }
         : {}),
       ...(options.onOpenFailure ? { onOpenFailure: options.onOpenFailure } : {}),
+      ...(options.onTornRecord ? { onTornRecord: options.onTornRecord } : {}),
       all: true,
     })
   ) {
-    // libntfs refuses to open extent records as inodes: they are neither counted nor walked.
-    if (!ino.header.inUse || ino.header.isExtent) continue;
+    if (!ino.header.inUse) continue;
+    if (ino.header.isExtent) {
+      // ntfsclone opens every in-use record and counts it, then skips extents; a true extent
+      // has no $STANDARD_INFORMATION and fails to open (silently, being no base record).
+      let truncated = false;
+      const attrs = parseAttributes(ino.bytes, ino.header, 0, {
+        lenient: true,
+        onTruncated: () => (truncated = true),
+      });
+      if (inodeOpenFailure(attrs, truncated) === undefined) stats.usedRecords++;
+      continue;
+    }
     stats.usedRecords++;
     // Scratch copies: the walk's own wipes are counted, never written.
     const scratch = new Map<number, Uint8Array>();

@@ -121,7 +121,11 @@ function corrupt(
  * messages). Returns undefined when the record is not a usable "FILE" record of this size
  * (the records ntfsclone skips silently).
  */
-export function parseMftRecordHeader(rec: Uint8Array, base = 0): MftRecordHeader | undefined {
+export function parseMftRecordHeader(
+  rec: Uint8Array,
+  base = 0,
+  options: { lenient?: boolean } = {},
+): MftRecordHeader | undefined {
   if (rec.length < 48 || u32(rec, 0) !== 0x454c4946) return undefined; // "FILE"
   const h: MftRecordHeader = {
     usaOffset: u16(rec, 4),
@@ -137,6 +141,10 @@ export function parseMftRecordHeader(rec: Uint8Array, base = 0): MftRecordHeader
     inUse: (u16(rec, 0x16) & MFT_RECORD_IN_USE) !== 0,
   };
   if (h.bytesAllocated !== rec.length) return undefined;
+  if (options.lenient) {
+    // The check libntfs applies to the records of its MFT scan: alignment and bounds only.
+    return h.attrsOffset % 8 === 0 && h.attrsOffset <= rec.length ? h : undefined;
+  }
   if (h.attrsOffset % 8 !== 0 || h.attrsOffset < 0x18 || h.attrsOffset > rec.length - 8) {
     if (h.inUse) {
       corrupt(
@@ -367,13 +375,14 @@ function parseAttributeAt(
     a.valueLength = u32(rec, p + 16);
     const vo = u16(rec, p + 20);
     if (vo + a.valueLength > length) {
-      // libntfs's attribute walk does not check resident values; keep them inside the record.
+      // libntfs's attribute walk does not check resident values (ntfsclone then wipes past
+      // the attribute): keep them inside the record.
       if (!lenient) {
         corrupt("resident value runs past the attribute", base, p + 16, "value_length");
       }
-      a.valueLength = Math.max(0, length - vo);
+      a.valueLength = Math.max(0, Math.min(a.valueLength, rec.length - p - vo));
     }
-    a.valueOffset = p + Math.min(vo, length);
+    a.valueOffset = Math.min(p + vo, rec.length);
   } else {
     if (length < 64) {
       const why = `non-resident attribute length ${length} is too short`;

@@ -15,7 +15,7 @@ import { u16, u8 } from "../_internal/bytes.ts";
 import { type BlockExtent, BlockSetBuilder, mergeBlockExtents } from "../_internal/extents.ts";
 import type { Source } from "../io/types.ts";
 import { type NtfsBootSector, parseNtfsBootSector } from "./boot.ts";
-import { undoFixups } from "./fixup.ts";
+import { describeTornRecord, undoFixups } from "./fixup.ts";
 import {
   type AttrListEntry,
   AttrType,
@@ -145,6 +145,8 @@ export interface NtfsWalkOptions {
   onCorruptAttributeList?: (inode: number) => void;
   /** Called with libntfs's message when an inode cannot be opened (it is then skipped). */
   onOpenFailure?: (inode: number, message: string) => void;
+  /** Called with libntfs's "Incomplete multi-sector transfer" line for a torn record. */
+  onTornRecord?: (message: string) => void;
 }
 
 function corrupt(message: string, offset: number, structure: string, compat?: string): never {
@@ -166,6 +168,31 @@ interface Mutable {
   bitmapRuns: NtfsRun[];
   bitmapSize: number;
   bitmapInitialized: number;
+}
+
+/**
+ * Why ntfs_inode_open would fail on a record with these attributes (`truncated`: the
+ * enumeration met a malformed attribute record), or undefined when it opens. It looks up
+ * $STANDARD_INFORMATION, $ATTRIBUTE_LIST and the unnamed $DATA in turn, each search running
+ * until an attribute of a higher type: a malformed attribute met before one above $DATA, no
+ * $STANDARD_INFORMATION first, or a short one fail the open. The message ("" when libntfs
+ * logs nothing) has `#` for the record number.
+ */
+export function inodeOpenFailure(
+  attrs: readonly NtfsAttribute[],
+  truncated: boolean,
+): string | undefined {
+  const si = attrs.findIndex((a) => a.type >= AttrType.STANDARD_INFORMATION);
+  if (si < 0 || attrs[si]!.type !== AttrType.STANDARD_INFORMATION) {
+    return `No STANDARD_INFORMATION in base record #: ${
+      truncated && si < 0 ? "Input/output error" : "No such file or directory"
+    }`;
+  }
+  if (attrs[si]!.nonResident || attrs[si]!.valueLength < 0x30) {
+    return "Corrupt STANDARD_INFORMATION in base record #";
+  }
+  if (truncated && !attrs.some((a) => a.type > AttrType.DATA)) return "";
+  return undefined;
 }
 
 /** Maps a VCN to a run index by binary search, or -1 when unmapped. */
@@ -658,11 +685,15 @@ export class NtfsVolume {
           }
           rec = b;
         }
-        if (undoFixups(rec) !== "ok") continue;
+        const torn = describeTornRecord(rec);
+        if (undoFixups(rec) !== "ok") {
+          if (torn) options.onTornRecord?.(torn);
+          continue;
+        }
         const base = this.#recordOffset(ino);
         let header: MftRecordHeader | undefined;
         try {
-          header = parseMftRecordHeader(rec, base);
+          header = parseMftRecordHeader(rec, base, { lenient: true });
         } catch (e) {
           if (e instanceof CorruptImageError) continue;
           throw e;
@@ -694,24 +725,11 @@ export class NtfsVolume {
       onCorrupt?.(ino);
     };
     const attrs = parseAttributes(bytes, header, base, { lenient: true, onTruncated });
-    // ntfs_inode_open looks up $STANDARD_INFORMATION, $ATTRIBUTE_LIST and the unnamed $DATA
-    // in turn: each search runs until an attribute of a higher type, so a malformed attribute
-    // met before one above $DATA, no $STANDARD_INFORMATION first, or a short one, fail the open.
-    const si = attrs.findIndex((a) => a.type >= AttrType.STANDARD_INFORMATION);
-    if (si < 0 || attrs[si]!.type !== AttrType.STANDARD_INFORMATION) {
-      options.onOpenFailure?.(
-        ino,
-        `No STANDARD_INFORMATION in base record ${ino}: ${
-          truncated && si < 0 ? "Input/output error" : "No such file or directory"
-        }`,
-      );
+    const failure = inodeOpenFailure(attrs, truncated);
+    if (failure !== undefined) {
+      if (failure) options.onOpenFailure?.(ino, failure.replace("#", String(ino)));
       return undefined;
     }
-    if (attrs[si]!.nonResident || attrs[si]!.valueLength < 0x30) {
-      options.onOpenFailure?.(ino, `Corrupt STANDARD_INFORMATION in base record ${ino}`);
-      return undefined;
-    }
-    if (truncated && !attrs.some((a) => a.type > AttrType.DATA)) return undefined;
     const extents = new Map<number, Uint8Array>();
     const list = attrs.find((a) => a.type === AttrType.ATTRIBUTE_LIST);
     if (!list) {
@@ -778,7 +796,7 @@ export class NtfsVolume {
   scan(
     options: Pick<
       NtfsWalkOptions,
-      "onRecord" | "onCorruptInode" | "onCorruptAttributeList" | "onOpenFailure"
+      "onRecord" | "onCorruptInode" | "onCorruptAttributeList" | "onOpenFailure" | "onTornRecord"
     > = {},
   ): NtfsScan {
     interface R {
