@@ -161,7 +161,7 @@ export function openNtfsVolume(run: NtfscloneRun, path: string, source?: Source)
   }
   let vol: NtfsVolume;
   try {
-    vol = NtfsVolume.open(src);
+    vol = NtfsVolume.open(src, { onLog: (line) => ctx.stderr.write(`${line}\n`) });
   } catch (e) {
     if (!(e instanceof FsimageError)) throw e;
     let code = "EIO";
@@ -389,6 +389,7 @@ export function scanVolume(
         run.ctx.stderr.write(`Corrupt attribute list entry in MFT record ${n}\n`),
       onOpenFailure: (_n, message) => run.ctx.stderr.write(`${message}\n`),
       onTornRecord: (message) => run.ctx.stderr.write(`${message}: Input/output error\n`),
+      onLog: (line) => run.ctx.stderr.write(`${line}\n`),
     });
   } catch (e) {
     scanProgress(p, 0, reached);

@@ -103,3 +103,19 @@ export function describeTornRecord(rec: Uint8Array): string | undefined {
   }
   return undefined;
 }
+
+/**
+ * libntfs's log line (without the errno suffix) for a record whose update sequence array is
+ * invalid, as its mount-time reads print it; undefined when the array is valid.
+ */
+export function describeInvalidUsa(rec: Uint8Array): string | undefined {
+  if (usaOf(rec)) return undefined;
+  const magic =
+    ((rec[0] ?? 0) | ((rec[1] ?? 0) << 8) | ((rec[2] ?? 0) << 16) | ((rec[3] ?? 0) << 24)) >>>
+    0;
+  return `ntfs_mst_post_read_fixup_warn: magic: 0x${
+    magic.toString(16).padStart(8, "0")
+  }  size: ${rec.length}   usa_ofs: ${rec.length >= 8 ? u16(rec, 4) : 0}  usa_count: ${
+    rec.length >= 8 ? u16(rec, 6) : 0
+  }`;
+}

@@ -583,6 +583,7 @@ export function emitMetadata(
         : {}),
       ...(options.onOpenFailure ? { onOpenFailure: options.onOpenFailure } : {}),
       ...(options.onTornRecord ? { onTornRecord: options.onTornRecord } : {}),
+      ...(options.onLog ? { onLog: options.onLog } : {}),
       all: true,
     })
   ) {

@@ -11,11 +11,11 @@
  * @module
  */
 import { CorruptImageError, LimitExceededError, ReadError } from "../errors.ts";
-import { u16, u8 } from "../_internal/bytes.ts";
+import { u16, u32, u8 } from "../_internal/bytes.ts";
 import { type BlockExtent, BlockSetBuilder, mergeBlockExtents } from "../_internal/extents.ts";
 import type { Source } from "../io/types.ts";
 import { type NtfsBootSector, parseNtfsBootSector } from "./boot.ts";
-import { describeTornRecord, undoFixups } from "./fixup.ts";
+import { describeInvalidUsa, describeTornRecord, undoFixups } from "./fixup.ts";
 import {
   type AttrListEntry,
   AttrType,
@@ -127,6 +127,12 @@ export interface NtfsScan {
   recordCount: number;
 }
 
+/** Options of {@linkcode NtfsVolume.open}. */
+export interface NtfsOpenOptions {
+  /** Called with the lines libntfs logs while mounting (torn or invalid system records). */
+  onLog?: (line: string) => void;
+}
+
 /** Options of {@linkcode NtfsVolume.walk}. */
 export interface NtfsWalkOptions {
   /** Called before each MFT record number is examined (0 … recordCount - 1). */
@@ -147,6 +153,8 @@ export interface NtfsWalkOptions {
   onOpenFailure?: (inode: number, message: string) => void;
   /** Called with libntfs's "Incomplete multi-sector transfer" line for a torn record. */
   onTornRecord?: (message: string) => void;
+  /** Called with other lines libntfs logs while reading records ("Record n is corrupt"). */
+  onLog?: (line: string) => void;
 }
 
 function corrupt(message: string, offset: number, structure: string, compat?: string): never {
@@ -248,6 +256,8 @@ export class NtfsVolume {
   /** $Bitmap:$DATA initialized_size. */
   readonly bitmapInitialized: number;
 
+  #log?: (line: string) => void;
+
   private constructor(source: Source, boot: NtfsBootSector) {
     this.source = source;
     this.boot = boot;
@@ -284,7 +294,7 @@ export class NtfsVolume {
    * {@linkcode CorruptImageError} (with libntfs's message in `details.compat` where it has
    * one) or {@linkcode ReadError}.
    */
-  static open(source: Source): NtfsVolume {
+  static open(source: Source, options: NtfsOpenOptions = {}): NtfsVolume {
     const bs = new Uint8Array(512);
     const n = source.readAt(0, bs);
     if (n < 512) {
@@ -297,6 +307,7 @@ export class NtfsVolume {
     }
     const boot = parseNtfsBootSector(bs);
     const v = new NtfsVolume(source, boot);
+    v.#log = options.onLog;
     v.#loadMft();
     v.#checkMirror();
     // The system files libntfs opens while mounting, in its order, with its full record check.
@@ -490,12 +501,21 @@ export class NtfsVolume {
     return parseAttributeList(v, 0);
   }
 
+  /** Logs what libntfs's mount-time read of a raw record prints (torn or invalid array). */
+  #logRead(raw: Uint8Array): void {
+    const torn = describeTornRecord(raw);
+    if (torn) this.#log?.(`${torn}: Input/output error`);
+    const invalid = describeInvalidUsa(raw);
+    if (invalid) this.#log?.(`${invalid}: Invalid argument`);
+  }
+
   /** Reads record `n` raw and applies libntfs's full record check. */
   #strictCheck(n: number, bytes?: Uint8Array): string | undefined {
     let b = bytes;
     if (!b) {
       b = new Uint8Array(this.mftRecordSize);
       if (!this.readRuns(this.mftRuns, n * this.mftRecordSize, b)) return `Record ${n} is corrupt`;
+      this.#logRead(b);
     }
     b = b.slice();
     if (undoFixups(b) === "torn") b.set([0x42, 0x41, 0x41, 0x44]);
@@ -523,12 +543,18 @@ export class NtfsVolume {
     if (got < mirror.length) {
       throw new ReadError(this.source.name, at + got, mirror.length - got, "Input/output error");
     }
+    const mainRaw = new Uint8Array(count * rs);
+    if (!this.readRuns(this.mftRuns, 0, mainRaw)) {
+      corrupt("$MFT is too short for $MFTMirr", at, "MFT record 0", "Failed to read $MFT");
+    }
+    for (let i = 0; i < count; i++) this.#logRead(mainRaw.subarray(i * rs, (i + 1) * rs));
     for (let i = 0; i < Math.min(count, 16); i++) {
-      const problem = this.#strictCheck(i);
+      const problem = this.#strictCheck(i, mainRaw.subarray(i * rs, (i + 1) * rs));
       if (problem) {
         corrupt(`Cannot mount NTFS: ${problem}`, this.#recordOffset(i), `MFT record ${i}`, problem);
       }
     }
+    for (let i = 0; i < count; i++) this.#logRead(mirror.subarray(i * rs, (i + 1) * rs));
     for (let i = 0; i < Math.min(count, 16); i++) {
       const problem = this.#strictCheck(i, mirror.subarray(i * rs, (i + 1) * rs));
       if (problem) {
@@ -698,7 +724,17 @@ export class NtfsVolume {
           if (e instanceof CorruptImageError) continue;
           throw e;
         }
-        if (!header) continue;
+        if (!header) {
+          // ntfs_mft_record_check's complaints that its scan mode still prints.
+          const alloc = u32(rec, 0x1c), attrs = u16(rec, 0x14), rs = rec.length;
+          if (u32(rec, 0) === 0x454c4946) {
+            if (alloc !== rs) {
+              options.onLog?.(`Record ${ino} has corrupt allocation size (${rs} <> ${alloc})`);
+            } else if (attrs & 7) options.onLog?.(`Attributes badly aligned in record ${ino}`);
+            else if (attrs > rs) options.onLog?.(`Record ${ino} is corrupt`);
+          }
+          continue;
+        }
         const bytes = rec.slice();
         if (!header.inUse || header.isExtent) {
           if (options.all) yield { inode: ino, bytes, header, extents: new Map(), attributes: [] };
@@ -796,7 +832,12 @@ export class NtfsVolume {
   scan(
     options: Pick<
       NtfsWalkOptions,
-      "onRecord" | "onCorruptInode" | "onCorruptAttributeList" | "onOpenFailure" | "onTornRecord"
+      | "onRecord"
+      | "onCorruptInode"
+      | "onCorruptAttributeList"
+      | "onOpenFailure"
+      | "onTornRecord"
+      | "onLog"
     > = {},
   ): NtfsScan {
     interface R {
