@@ -96,6 +96,21 @@ function readExact(source: Source, offset: number, buf: Uint8Array): boolean {
   return true;
 }
 
+/** Sets bits [from, to) of a little-endian bitmap. */
+function setBits(bm: Uint8Array, from: number, to: number): void {
+  let i = from;
+  while (i < to && (i & 7)) {
+    bm[i >> 3] = bm[i >> 3]! | (1 << (i & 7));
+    i++;
+  }
+  const fullEnd = to - ((to - i) & 7);
+  if (fullEnd > i) {
+    bm.fill(0xff, i >> 3, fullEnd >> 3);
+    i = fullEnd;
+  }
+  for (; i < to; i++) bm[i >> 3] = bm[i >> 3]! | (1 << (i & 7));
+}
+
 /** True when group `g` holds a superblock backup (libext2fs's `ext2fs_bg_has_super`). */
 function bgHasSuper(sb: ExtSuperblock, g: number): boolean {
   if (g === 0) return true;
@@ -520,15 +535,24 @@ export class ExtVolume {
     const lo = startC + group * this.clustersPerGroup; // first cluster of this group's bits
     const hi = lo + nbytes * 8; // exclusive
     const realEnd = startC + this.clustersPerGroup * this.groupCount; // exclusive
-    for (const e of this.#uninitBlockMarks()) {
-      const c0 = Math.floor(e.start / 2 ** bits);
-      const c1 = Math.floor((e.start + e.count - 1) / 2 ** bits);
+    // The marks are sorted, merged block extents: find the first that can reach this group.
+    const marks = this.#uninitBlockMarks();
+    const r = 2 ** bits;
+    const loBlock = lo * r;
+    let a = 0, b = marks.length;
+    while (a < b) {
+      const mid = (a + b) >>> 1;
+      const e = marks[mid]!;
+      if (e.start + e.count <= loBlock) a = mid + 1;
+      else b = mid;
+    }
+    for (let i = a; i < marks.length; i++) {
+      const e = marks[i]!;
+      const c0 = Math.floor(e.start / r);
+      if (c0 >= hi) break;
+      const c1 = Math.floor((e.start + e.count - 1) / r);
       if (c0 < startC || c1 >= realEnd) continue; // libext2fs warns and marks nothing
-      const a = Math.max(c0, lo), b = Math.min(c1 + 1, hi);
-      for (let c = a; c < b; c++) {
-        const bit = c - lo;
-        out[bit >> 3]! |= 1 << (bit & 7);
-      }
+      setBits(out, Math.max(c0, lo) - lo, Math.min(c1 + 1, hi) - lo);
     }
     return out;
   }
