@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { CorruptImageError } from "../errors.ts";
+import { CorruptImageError, LimitExceededError } from "../errors.ts";
 import type { Source } from "../io/types.ts";
 import { crc32cUpdate } from "../_internal/crc.ts";
 import {
@@ -33,6 +33,13 @@ import {
   selectE2imageBlocks,
 } from "./selection.ts";
 import { type BlockExtent, mergeBlockExtents } from "../_internal/extents.ts";
+
+/**
+ * Largest descriptor table {@linkcode ExtVolume.open} reads: 256 MiB, i.e. 2^22 groups of 64-byte
+ * descriptors (a 512 TiB file system with 128 MiB groups). Larger claims are refused with
+ * {@linkcode LimitExceededError} instead of exhausting memory.
+ */
+export const MAX_DESCRIPTOR_BYTES: number = 256 << 20;
 
 /** Options of {@linkcode ExtVolume.open}. */
 export interface ExtVolumeOpenOptions {
@@ -303,6 +310,11 @@ export class ExtVolume {
     let firstMetaBg = this.descBlocks;
     if (sb.featureIncompat & INCOMPAT.META_BG) firstMetaBg = Math.min(sb.firstMetaBg, firstMetaBg);
     const total = this.descBlocks * bs;
+    if (total > MAX_DESCRIPTOR_BYTES && total <= this.source.size) {
+      throw new LimitExceededError(
+        `Cannot open ext file system: ${this.groupCount} block groups need ${total} bytes of descriptors, more than the cap of ${MAX_DESCRIPTOR_BYTES}`,
+      );
+    }
     if (total > this.source.size) {
       // Find the read libext2fs would fail on, without allocating for a hostile count.
       const start = groupBlock + zeroAdjust + 1;

@@ -3,7 +3,8 @@
  * (compared with the bitmaps e2image writes into a normal image), backup-superblock opens.
  */
 import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
-import { CorruptImageError } from "../../lib/errors.ts";
+import { CorruptImageError, LimitExceededError } from "../../lib/errors.ts";
+import type { Source } from "../../lib/io/types.ts";
 import { ExtVolume, scrambleDirBlock, ScrambleState } from "../../lib/ext/mod.ts";
 import { copyExtents, MemorySource, openSink, openSource } from "../../lib/io/mod.ts";
 import { blocksToBytes } from "../../lib/_internal/extents.ts";
@@ -227,5 +228,38 @@ Deno.test({
         e.details.compat === "Attempt to read block from filesystem resulted in short read",
     );
     assert(performance.now() - t0 < 1000);
+  },
+});
+
+Deno.test({
+  name: "ExtVolume.open() caps the descriptor table of a huge claimed group count",
+  permissions: "none",
+  fn() {
+    const sb = new Uint8Array(1024);
+    const v = new DataView(sb.buffer);
+    v.setUint16(0x38, 0xef53, true);
+    v.setUint32(0x4c, 1, true);
+    v.setUint16(0x58, 128, true);
+    v.setUint32(0x14, 1, true);
+    v.setUint32(0x20, 8, true);
+    v.setUint32(0x24, 8, true);
+    v.setUint32(0x04, 2 ** 27 + 1, true); // 2^24 groups of 8 blocks
+    v.setUint32(0x28, 1, true);
+    v.setUint32(0x00, 2 ** 24, true);
+    // A 1 TiB source of zeros around that superblock (nothing is allocated for it).
+    const src: Source = {
+      name: "huge",
+      size: 2 ** 40,
+      readAt(offset: number, buf: Uint8Array) {
+        buf.fill(0);
+        for (let i = 0; i < buf.length; i++) {
+          const o = offset + i;
+          if (o >= 1024 && o < 2048) buf[i] = sb[o - 1024]!;
+        }
+        return buf.length;
+      },
+      close() {},
+    };
+    throws(() => ExtVolume.open(src), LimitExceededError);
   },
 });
