@@ -394,6 +394,7 @@ export function scanVolume(
   } catch (e) {
     scanProgress(p, 0, reached);
     if (e instanceof CorruptImageError && e.details.structure === "runlist") {
+      if (e.details.compat) run.ctx.stderr.write(`${e.details.compat}\n`);
       if (run.ctx.debug) run.ctx.stderr.write(`${e.message}\n`);
       perrExit(run, "ntfs_decompress_mapping_pairs", "EIO");
     }

@@ -274,9 +274,15 @@ export function parseAttributes(
   rec: Uint8Array,
   header: MftRecordHeader,
   base = 0,
-  options: { lenient?: boolean; onTruncated?: (error: CorruptImageError) => void } = {},
+  options: {
+    lenient?: boolean;
+    onTruncated?: (error: CorruptImageError) => void;
+    /** The cluster size, to check a base extent's runlist against its allocated_size. */
+    clusterSize?: number;
+  } = {},
 ): NtfsAttribute[] {
-  if (!options.lenient) return parseAttributesStrict(rec, header, base, false);
+  const cs = options.clusterSize ?? 0;
+  if (!options.lenient) return parseAttributesStrict(rec, header, base, false, cs);
   // libntfs's enumeration (ntfs_attr_find with AT_UNUSED): an attribute is taken while it fits
   // in bytes_in_use with at least a resident header; a zero length or one that does not fit
   // (other than the end marker) stops the walk with EIO. Nothing else is checked.
@@ -308,7 +314,7 @@ export function parseAttributes(
     if (p + length > rec.length || length < 16) {
       return stop(p, `attribute length ${length} is invalid`);
     }
-    out.push(parseAttributeAt(rec, p, type, length, base, true));
+    out.push(parseAttributeAt(rec, p, type, length, base, true, cs));
     p += length;
   }
   return stop(p, "too many attributes");
@@ -319,6 +325,7 @@ function parseAttributesStrict(
   header: MftRecordHeader,
   base: number,
   lenient: boolean,
+  clusterSize: number,
 ): NtfsAttribute[] {
   const out: NtfsAttribute[] = [];
   const limit = Math.min(header.bytesInUse, rec.length);
@@ -332,7 +339,7 @@ function parseAttributesStrict(
     if (length < 24 || length % 8 !== 0 || p + length > limit) {
       corrupt(`attribute length ${length} is invalid`, base, p + 4, "length");
     }
-    out.push(parseAttributeAt(rec, p, type, length, base, lenient));
+    out.push(parseAttributeAt(rec, p, type, length, base, lenient, clusterSize));
     p += length;
   }
   return corrupt("too many attributes", base, p, "type");
@@ -346,6 +353,7 @@ function parseAttributeAt(
   length: number,
   base: number,
   lenient: boolean,
+  clusterSize: number,
 ): NtfsAttribute {
   const nonResident = u8(rec, p + 8) !== 0;
   const nameLength = u8(rec, p + 9), nameOffset = u16(rec, p + 10);
@@ -425,7 +433,8 @@ function parseAttributeAt(
       a.allocatedSize = size(p + 40);
       a.dataSize = size(p + 48);
       a.initializedSize = size(p + 56);
-      if (mp < 64 || mp > length) {
+      // libntfs decodes from wherever mapping_pairs_offset points inside the attribute.
+      if (mp > length || (!lenient && mp < 64)) {
         corrupt(
           `mapping_pairs_offset ${mp} is invalid`,
           base,
@@ -435,17 +444,33 @@ function parseAttributeAt(
         );
       }
       a.runs = decodeRunlist(rec, p + mp, p + length, a.lowestVcn, base);
-      if (a.highestVcn > 0 && a.runs.length) {
-        const last = a.runs[a.runs.length - 1]!;
-        if (last.vcn + last.length - 1 !== a.highestVcn) {
-          corrupt(
-            `highest_vcn ${a.highestVcn} does not match the runlist end ${
-              last.vcn + last.length - 1
-            }`,
-            base,
-            p + 24,
-            "highest_vcn",
-            "runlist",
+      const last = a.runs[a.runs.length - 1];
+      const endVcn = last ? last.vcn + last.length : a.lowestVcn;
+      if (a.highestVcn !== 0 && endVcn - 1 !== a.highestVcn) {
+        corrupt(
+          `highest_vcn ${a.highestVcn} does not match the runlist end ${endVcn - 1}`,
+          base,
+          p + 24,
+          "highest_vcn",
+          "runlist",
+        );
+      }
+      if (a.lowestVcn === 0 && clusterSize) {
+        const clusters = Math.ceil(a.allocatedSize / clusterSize);
+        if (endVcn > clusters) {
+          throw new CorruptImageError(
+            `Cannot read NTFS runlist: it maps ${endVcn} clusters, allocated_size only ${clusters} (byte 0x${
+              (base + p + 40).toString(16)
+            })`,
+            {
+              format: "ntfs",
+              structure: "runlist",
+              field: "allocated_size",
+              offset: base + p + 40,
+              compat: `Corrupt attribute. vcn = 0x${endVcn.toString(16)}, num_clusters = 0x${
+                clusters.toString(16)
+              }`,
+            },
           );
         }
       }

@@ -19,21 +19,20 @@ export interface NtfsRun {
 /** The LCN of a sparse hole. */
 export const LCN_HOLE: -1 = -1;
 
-function signedLe(b: Uint8Array, off: number, n: number): number {
-  // n ≤ 8 bytes, little-endian two's complement; values past 2^53 are rejected by the caller.
-  let v = 0n;
-  for (let i = n - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[off + i]!);
-  v = BigInt.asIntN(n * 8, v);
-  if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < -BigInt(Number.MAX_SAFE_INTEGER)) {
-    return Number.NaN;
-  }
-  return Number(v);
+/** Reads `n` bytes (1..15) as libntfs does: sign from the top byte, 64-bit wrapping. */
+function signedLe(b: Uint8Array, off: number, n: number): bigint {
+  let v = BigInt.asIntN(8, BigInt(b[off + n - 1]!));
+  for (let i = n - 2; i >= 0; i--) v = BigInt.asIntN(64, (v << 8n) + BigInt(b[off + i]!));
+  return v;
 }
 
 /**
  * Decodes the mapping pairs in `b[start, end)` of an attribute record whose first VCN is
- * `lowestVcn`. `base` is the absolute byte offset of `b[0]`, for messages. The running LCN
- * starts at 0 in every attribute record. Stops at a 0x00 header byte or at `end`.
+ * `lowestVcn`, with libntfs's rules (ntfs_mapping_pairs_decompress): the running LCN starts at
+ * 0 in every attribute record; a run without LCN bytes, or whose LCN is -1, is a sparse hole;
+ * zero-length holes are dropped; a negative length, an LCN below -1, a zero-length real run, a
+ * pair past `end` or a missing 0x00 terminator inside `end` are corrupt. `base` is the
+ * absolute byte offset of `b[0]`, for messages.
  *
  * @example
  * ```ts
@@ -51,8 +50,8 @@ export function decodeRunlist(
   base = 0,
 ): NtfsRun[] {
   const runs: NtfsRun[] = [];
-  let vcn = lowestVcn;
-  let lcn = 0;
+  let vcn = BigInt(lowestVcn);
+  let lcn = 0n;
   let p = start;
   const bad = (why: string, at: number): never => {
     throw new CorruptImageError(
@@ -61,30 +60,31 @@ export function decodeRunlist(
     );
   };
   if (end > b.length) end = b.length;
-  while (p < end) {
+  const max = BigInt(Number.MAX_SAFE_INTEGER);
+  for (let guard = 0; p < end && b[p] !== 0; guard++) {
+    if (guard > b.length) bad("too many mapping pairs", p);
     const h = b[p]!;
-    if (h === 0) break;
     const lenBytes = h & 0x0f, lcnBytes = h >> 4;
-    if (lenBytes === 0 || lenBytes > 8 || lcnBytes > 8) {
-      bad(`invalid mapping pair header 0x${h.toString(16)}`, p);
-    }
-    if (p + 1 + lenBytes + lcnBytes > end) bad("mapping pair runs past the attribute", p);
+    if (lenBytes === 0) bad("missing length in a mapping pair", p);
+    if (p + lenBytes >= end) bad("mapping pair runs past the attribute", p);
     const length = signedLe(b, p + 1, lenBytes);
-    if (!(length > 0)) bad(`run length must be positive, found ${length}`, p + 1);
-    if (lcnBytes === 0) {
-      runs.push({ vcn, lcn: LCN_HOLE, length });
-    } else {
-      const delta = signedLe(b, p + 1 + lenBytes, lcnBytes);
-      lcn += delta;
-      if (!Number.isSafeInteger(lcn) || lcn < 0) {
-        bad(`run LCN ${lcn} is negative or out of range`, p + 1 + lenBytes);
-      }
-      runs.push({ vcn, lcn, length });
+    if (length < 0n) bad(`run length must not be negative, found ${length}`, p + 1);
+    let runLcn = -1n;
+    if (lcnBytes) {
+      if (p + lenBytes + lcnBytes >= end) bad("mapping pair runs past the attribute", p);
+      lcn = BigInt.asIntN(64, lcn + signedLe(b, p + 1 + lenBytes, lcnBytes));
+      if (lcn < -1n) bad(`run LCN ${lcn} is below -1`, p + 1 + lenBytes);
+      if (lcn !== -1n && length === 0n) bad("zero-length run", p);
+      runLcn = lcn;
+    }
+    if (length > 0n) {
+      if (length > max || vcn + length > max || runLcn > max) bad("run out of range", p);
+      runs.push({ vcn: Number(vcn), lcn: Number(runLcn), length: Number(length) });
     }
     vcn += length;
-    if (!Number.isSafeInteger(vcn)) bad("VCN overflows", p);
     p += 1 + lenBytes + lcnBytes;
   }
+  if (p >= end) bad("mapping pairs array has no terminator inside the attribute", p);
   return runs;
 }
 

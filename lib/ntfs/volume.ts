@@ -760,7 +760,11 @@ export class NtfsVolume {
       truncated = true;
       onCorrupt?.(ino);
     };
-    const attrs = parseAttributes(bytes, header, base, { lenient: true, onTruncated });
+    const attrs = parseAttributes(bytes, header, base, {
+      lenient: true,
+      onTruncated,
+      clusterSize: this.clusterSize,
+    });
     const failure = inodeOpenFailure(attrs, truncated);
     if (failure !== undefined) {
       if (failure) options.onOpenFailure?.(ino, failure.replace("#", String(ino)));
@@ -806,6 +810,7 @@ export class NtfsVolume {
         recAttrs = parseAttributes(x.bytes, x.header, this.#recordOffset(e.record), {
           lenient: true,
           onTruncated,
+          clusterSize: this.clusterSize,
         });
         parsed.set(e.record, recAttrs);
       }

@@ -168,6 +168,15 @@ Deno.test("decodeRunlist() decodes lengths, signed deltas and holes; encodeRunli
   assert.deepEqual(decodeRunlist(encodeRunlist(runs), 0, 64, 10), runs);
 });
 
+Deno.test("decodeRunlist() follows libntfs: LCN -1 is a hole, zero-length holes vanish", () => {
+  assert.deepEqual(decodeRunlist(new Uint8Array([0x11, 2, 0xff, 0]), 0, 4, 0), [
+    { vcn: 0, lcn: LCN_HOLE, length: 2 },
+  ]);
+  assert.deepEqual(decodeRunlist(new Uint8Array([0x01, 0, 0x11, 1, 5, 0]), 0, 6, 0), [
+    { vcn: 0, lcn: 5, length: 1 },
+  ]);
+});
+
 Deno.test("decodeRunlist() round-trips seeded random runlists", () => {
   let seed = 42;
   const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) % 2147483648) % n;
@@ -186,12 +195,12 @@ Deno.test("decodeRunlist() round-trips seeded random runlists", () => {
 });
 
 const badRunlists: [string, number[], string][] = [
-  ["a zero length byte count", [0x20, 1, 2, 0], "invalid mapping pair header 0x20"],
-  ["a 9-byte length", [0x19, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0], "invalid mapping pair header 0x19"],
-  ["a zero run length", [0x11, 0, 5, 0], "run length must be positive, found 0"],
-  ["a negative run length", [0x11, 0xff, 5, 0], "run length must be positive, found -1"],
-  ["a negative LCN", [0x11, 1, 0xfe, 0], "run LCN -2 is negative or out of range"],
+  ["a zero length byte count", [0x20, 1, 2, 0], "missing length in a mapping pair"],
+  ["a zero-length real run", [0x11, 0, 5, 0], "zero-length run"],
+  ["a negative run length", [0x11, 0xff, 5, 0], "run length must not be negative, found -1"],
+  ["an LCN below -1", [0x11, 1, 0xfe, 0], "run LCN -2 is below -1"],
   ["a pair past the attribute end", [0x31, 1, 5], "mapping pair runs past the attribute"],
+  ["a missing terminator", [0x11, 1, 5], "no terminator inside the attribute"],
 ];
 for (const [what, bytes, msg] of badRunlists) {
   Deno.test(`decodeRunlist() rejects ${what}`, () => {
