@@ -176,6 +176,12 @@ const RECIPES: Record<string, Recipe> = {
     tree: basicTree,
     local: true,
   },
+  "ext2-2groups": {
+    mkfs: "mkfs.ext2",
+    args: ["-b", "1024", "-N", "4096"],
+    size: "16M",
+    tree: basicTree,
+  },
   "ext2-rev0": {
     mkfs: "mkfs.ext2",
     args: ["-b", "1024", "-r", "0"],

@@ -188,6 +188,11 @@ const CASES: Case[] = [
     corrupt: truncateTo(100 * 1024),
   },
   {
+    name: "source truncated inside a later group's inode table",
+    fixture: "ext2-2groups",
+    corrupt: truncateTo(8300 * 1024),
+  },
+  {
     name: "source truncated before an extent index block",
     fixture: "ext4-deep",
     corrupt: (img) => truncateTo(treeBlock("/frag.bin", "ETB0")(img) * 1024)(img),

@@ -71,6 +71,7 @@ for (const name of extFixtureNames) {
 }
 
 const BACKUPS: [string, number, number][] = [
+  ["ext2-2groups", 8193, 1024],
   ["ext4-1k", 8193, 1024],
   ["ext4-uninit", 8193, 1024],
   ["ext4-metabg", 257, 1024],
