@@ -140,9 +140,6 @@ export function selectE2imageBlocks(
     meta.mark(b, n);
     count += n;
   };
-  const count_ = (n: number) => {
-    count += n;
-  };
 
   if (vol.superblockBlock) {
     mark(vol.superblockBlock);
@@ -158,11 +155,12 @@ export function selectE2imageBlocks(
   }
   count += vol.descBlocks;
   if (sb.featureIncompat & INCOMPAT.MMP) mark(sb.mmpBlock);
-  const markLoc = (n: number, exact: bigint | undefined, count: number) => {
+  // A descriptor location past 2^53 (a corrupt _hi half) only warns, with exact digits.
+  const markLoc = (loc: number, exact: bigint | undefined, blocks: number) => {
     if (exact !== undefined && exact > BigInt(Number.MAX_SAFE_INTEGER)) {
-      meta.markBig(exact, count);
-      count_(count);
-    } else mark(n, count);
+      meta.markBig(exact, blocks);
+      count += blocks;
+    } else mark(loc, blocks);
   };
   for (let g = 0; g < vol.groupCount; g++) {
     const d = vol.groups[g]!;
