@@ -467,6 +467,14 @@ export function accountClusters(run: NtfscloneRun, scan: NtfsScan, announce = tr
   }
 }
 
+/** ignore_bad_clusters' failure to look up $BadClus:$Bad: libntfs's lines, then the exit. */
+export function badClusterLookup(run: NtfscloneRun, scan: NtfsScan): void {
+  const e = scan.badClusterError;
+  if (!e) return;
+  for (const line of e.lines) run.ctx.stderr.write(`${line}\n`);
+  perrExit(run, "ntfs_attr_open", e.code);
+}
+
 /** check_dest_free_space for a regular file output. */
 function checkFreeSpace(run: NtfscloneRun, sink: FdSink, bytes: number): void {
   const { opts } = run;
@@ -954,6 +962,7 @@ function cloneVolume(run: NtfscloneRun): number {
     const counted = scan.inuse + scan.badInUse;
     run.out.write(diskUsageLine("", vol.clusterSize, vol.nrClusters, counted));
     checkFreeSpace(run, sink, vol.clusterSize * counted);
+    badClusterLookup(run, scan);
     if (scan.badClusters) {
       run.out.write(
         `WARNING: The disk has ${scan.badClusters} or more bad sectors (hardware faults).\n`,

@@ -19,6 +19,7 @@ import {
 import { createNtfscloneHeader, NtfscloneImageWriter } from "../ntfsclone/mod.ts";
 import {
   accountClusters,
+  badClusterLookup,
   diskFaulty,
   diskUsageLine,
   type NtfscloneRun,
@@ -69,6 +70,7 @@ export function runMetadataClone(
     ? metadataImageInuse(vol, opts.fullLogfile)
     : scan.inuse + scan.badInUse + 1;
   out.write(diskUsageLine("", cs, nr, printed));
+  badClusterLookup(run, scan);
   if (scan.badClusters) {
     out.write(`WARNING: The disk has ${scan.badClusters} or more bad sectors (hardware faults).\n`);
   }

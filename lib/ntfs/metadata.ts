@@ -185,7 +185,7 @@ export function wipeMftRecord(
   if (fix === "ok") protectFixups(rec);
   else if (fix === "torn") {
     options.onLog?.("ntfs_mst_pre_write_fixup: bad argument: Invalid argument");
-  }
+  } else options.onLog?.("ntfs_mst_pre_write_fixup: Invalid argument");
 }
 
 /**

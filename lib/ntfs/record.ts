@@ -96,6 +96,8 @@ export interface NtfsAttribute {
   compressionUnit: number;
   /** Non-resident: the decoded runlist. */
   runs: NtfsRun[];
+  /** Lenient parsing only: the name lies outside the attribute (its `name` is then ""). */
+  nameInvalid?: boolean;
   /**
    * Lenient parsing only: the error decoding this attribute's runlist (its `runs` are then
    * empty); a walk that uses the attribute throws it.
@@ -367,6 +369,7 @@ function parseAttributeAt(
     length,
     nonResident,
     name: nameLength && nameFits ? decodeName(rec, p + nameOffset, nameLength) : "",
+    ...(nameFits ? {} : { nameInvalid: true }),
     flags: u16(rec, p + 12),
     instance: u16(rec, p + 14),
     valueOffset: 0,

@@ -123,6 +123,11 @@ export interface NtfsScan {
   badClusters: number;
   /** How many of those were referenced (and so subtracted from `inuse` and `used`). */
   badInUse: number;
+  /**
+   * Set when $BadClus:$Bad cannot be looked up as libntfs looks it up: the lines it logs and
+   * the errno code of the failure (ntfsclone then exits after "Space in use").
+   */
+  badClusterError?: { lines: string[]; code: "EIO" | "ENOENT" };
   /** Number of MFT records walked. */
   recordCount: number;
 }
@@ -356,13 +361,18 @@ export class NtfsVolume {
   }
 
   /** Reads MFT record `n` through $MFT's runlist and undoes its fixups; undefined if unusable. */
-  readRecord(n: number): { bytes: Uint8Array; header: MftRecordHeader } | undefined {
+  readRecord(
+    n: number,
+    lenient = false,
+  ): { bytes: Uint8Array; header: MftRecordHeader } | undefined {
     const rs = this.mftRecordSize;
     if (!Number.isSafeInteger(n) || n < 0 || n >= this.recordCount) return undefined;
     const b = new Uint8Array(rs);
     if (!this.readRuns(this.mftRuns, n * rs, b)) return undefined;
-    if (undoFixups(b) !== "ok") return undefined;
-    const h = parseMftRecordHeader(b, this.#recordOffset(n));
+    // As libntfs: a torn record is unusable ("BAAD"), one with an invalid update sequence
+    // array is used as read.
+    if (undoFixups(b) === "torn") return undefined;
+    const h = parseMftRecordHeader(b, this.#recordOffset(n), { lenient });
     return h ? { bytes: b, header: h } : undefined;
   }
 
@@ -572,7 +582,7 @@ export class NtfsVolume {
           "Failed to read $MFT: Input/output error",
         );
       }
-      const okA = undoFixups(main) === "ok", okB = undoFixups(mr) === "ok";
+      const okA = undoFixups(main) !== "torn", okB = undoFixups(mr) !== "torn";
       const h = okA ? parseMftRecordHeader(main) : undefined;
       if (!h) {
         if (i < 4) {
@@ -712,7 +722,7 @@ export class NtfsVolume {
           rec = b;
         }
         const torn = describeTornRecord(rec);
-        if (undoFixups(rec) !== "ok") {
+        if (undoFixups(rec) === "torn") {
           if (torn) options.onTornRecord?.(torn);
           continue;
         }
@@ -800,7 +810,7 @@ export class NtfsVolume {
       let recAttrs = parsed.get(e.record);
       let recBytes = e.record === ino ? bytes : extents.get(e.record);
       if (!recAttrs) {
-        const x = this.readRecord(e.record);
+        const x = this.readRecord(e.record, true);
         if (!x || !x.header.inUse || !x.header.isExtent || x.header.baseRecord !== ino) {
           onCorruptList?.(ino);
           break;
@@ -857,7 +867,9 @@ export class NtfsVolume {
     let inuse = 0;
     let order = 0;
     const nr = this.nrClusters;
+    let badClus: NtfsWalkInode | undefined;
     for (const ino of this.walk(options)) {
+      if (ino.inode === SystemFile.BAD_CLUS) badClus = ino;
       for (const wa of ino.attributes) {
         const a = wa.attr;
         order++;
@@ -878,10 +890,16 @@ export class NtfsVolume {
           }
           runs.push({ start: r.lcn, count: r.length, order, inode: ino.inode, type: a.type });
           inuse += r.length;
-          if (ino.inode === SystemFile.BAD_CLUS && a.type === AttrType.DATA && a.name === "$Bad") {
-            bad.push({ start: r.lcn, count: r.length });
-          }
         }
+      }
+    }
+    // ignore_bad_clusters: libntfs's named lookup of $BadClus:$Bad in the base record.
+    let badClusterError: NtfsScan["badClusterError"];
+    const badLookup = lookupBad(badClus);
+    if ("error" in badLookup) badClusterError = badLookup.error;
+    else {
+      for (const r of badLookup.runs) {
+        if (r.lcn !== LCN_HOLE && r.lcn >= 0) bad.push({ start: r.lcn, count: r.length });
       }
     }
     const duplicates = findDuplicates(runs);
@@ -906,6 +924,7 @@ export class NtfsVolume {
       ...cmp,
       badClusters: badCount,
       badInUse,
+      ...(badClusterError ? { badClusterError } : {}),
       recordCount: this.recordCount,
     };
   }
@@ -967,6 +986,46 @@ export class NtfsVolume {
     }
     return r;
   }
+}
+
+/** libntfs's named lookup of the $DATA named "$Bad" in $BadClus's record. */
+function lookupBad(
+  ino: NtfsWalkInode | undefined,
+): { runs: NtfsRun[] } | { error: NonNullable<NtfsScan["badClusterError"]> } {
+  if (!ino) return { error: { lines: [], code: "EIO" } };
+  const want = "$BAD";
+  const runs: NtfsRun[] = [];
+  let found = false;
+  // The base record, physically; extents of $Bad (lowest VCN > 0) through the walk.
+  for (const w of ino.attributes.filter((x) => x.record === ino.inode)) {
+    const a = w.attr;
+    if (a.type < AttrType.DATA) continue;
+    if (a.type > AttrType.DATA) break;
+    if (a.nameInvalid) {
+      return {
+        error: {
+          lines: [
+            `Corrupt attribute name in MFT record ${ino.inode}`,
+            `ntfs_attr_find: Corrupt inode (${ino.inode}): Input/output error`,
+          ],
+          code: "EIO",
+        },
+      };
+    }
+    const up = a.name.toUpperCase();
+    if (a.name === "$Bad") {
+      found = true;
+      break;
+    }
+    if (a.name && want < up) break;
+  }
+  if (!found) return { error: { lines: [], code: "ENOENT" } };
+  for (const w of ino.attributes) {
+    if (w.attr.type === AttrType.DATA && w.attr.name === "$Bad" && w.attr.nonResident) {
+      runs.push(...w.attr.runs);
+    }
+  }
+  return { runs };
 }
 
 function setBits(m: Uint8Array, from: number, to: number): void {
