@@ -30,4 +30,7 @@ export * from "./block_map.ts";
 export * from "./volume.ts";
 export * from "./selection.ts";
 export * from "./scramble.ts";
+export * from "./dir.ts";
+export * from "./xattr.ts";
+export * from "./journal.ts";
 export type { BlockExtent } from "../_internal/extents.ts";
