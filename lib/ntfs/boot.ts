@@ -154,14 +154,6 @@ export function parseNtfsBootSector(b: Uint8Array): NtfsBootSector {
       "mft_lcn",
     );
   }
-  if (!Number.isInteger(Math.log2(bps))) {
-    fail(
-      `bytes per sector ${bps} is not a power of two`,
-      `Unexpected bytes per sector value (${bps}).`,
-      0x0b,
-      "bytes_per_sector",
-    );
-  }
   if (secN === 0n) {
     fail("number of sectors is zero", "Volume size is set to zero.", 0x28, "number_of_sectors");
   }
@@ -181,6 +173,14 @@ export function parseNtfsBootSector(b: Uint8Array): NtfsBootSector {
       `$MFT LCN (${mftN}) or $MFTMirr LCN (${mirrN}) is greater than the number of clusters (${nrClusters}).`,
       0x30,
       "mft_lcn",
+    );
+  }
+  if (!Number.isInteger(Math.log2(cs))) {
+    fail(
+      `cluster size ${cs} is not a power of two`,
+      `cluster_size (${cs}) is not a power of 2.`,
+      0x0b,
+      "bytes_per_sector",
     );
   }
   const mftRecordSize = recordSize(cpm, cs);
