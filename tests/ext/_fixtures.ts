@@ -169,6 +169,13 @@ const RECIPES: Record<string, Recipe> = {
     size: "16M",
     tree: basicTree,
   },
+  "ext4-4k-2groups": {
+    mkfs: "mkfs.ext4",
+    args: ["-b", "4096", "-O", "^flex_bg"],
+    size: "160M",
+    tree: basicTree,
+    local: true,
+  },
   "ext4-mmp": {
     mkfs: "mkfs.ext4",
     args: ["-b", "4096", "-O", "mmp"],

@@ -71,6 +71,7 @@ for (const name of extFixtureNames) {
 }
 
 const BACKUPS: [string, number, number][] = [
+  ["ext4-4k-2groups", 32768, 4096],
   ["ext2-2groups", 8193, 1024],
   ["ext4-1k", 8193, 1024],
   ["ext4-uninit", 8193, 1024],
@@ -86,7 +87,13 @@ for (const [name, sb, bs] of BACKUPS) {
     fn() {
       using tmp = tempDir("fsimage-ext-b-");
       const img = extFixture(name);
-      for (const [flag, mode] of [["-r", {}], ["-rs", { scramble: true }]] as const) {
+      for (
+        const [flag, mode] of [
+          ["-r", {}],
+          ["-ra", { allData: true }],
+          ["-rs", { scramble: true }],
+        ] as const
+      ) {
         const want = `${tmp.path}/w${flag}`, got = `${tmp.path}/g${flag}`;
         const r = run("e2image", [flag, "-b", String(sb), "-B", String(bs), img, want]);
         assertEquals(r.code, 0, r.err);
