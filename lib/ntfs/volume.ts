@@ -196,7 +196,11 @@ export function inodeOpenFailure(
   truncated: boolean,
 ): string | undefined {
   const si = attrs.findIndex((a) => a.type >= AttrType.STANDARD_INFORMATION);
-  if (si < 0 || attrs[si]!.type !== AttrType.STANDARD_INFORMATION) {
+  // The lookup is for the unnamed attribute: a named one ends it (ENOENT).
+  if (
+    si < 0 || attrs[si]!.type !== AttrType.STANDARD_INFORMATION || attrs[si]!.name !== "" ||
+    attrs[si]!.nameInvalid
+  ) {
     return `No STANDARD_INFORMATION in base record #: ${
       truncated && si < 0 ? "Input/output error" : "No such file or directory"
     }`;
@@ -204,7 +208,7 @@ export function inodeOpenFailure(
   if (attrs[si]!.nonResident || attrs[si]!.valueLength < 0x30) {
     return "Corrupt STANDARD_INFORMATION in base record #";
   }
-  if (truncated && !attrs.some((a) => a.type > AttrType.DATA)) return "";
+  if (truncated && !attrs.some((a) => a.type >= AttrType.DATA)) return "";
   return undefined;
 }
 
