@@ -64,12 +64,12 @@ for (const name of extFixtureNames) {
         assertEquals(r.code, 0, r.err);
         const sel = cloneRaw(img, got, mode);
         assert(cmpFiles(want, got), `${name} ${flag}: bytes differ from e2image`);
-        if (flag === "-r") {
+        {
           // markCount is e2image's progress total.
-          const p = run("e2image", ["-rp", img, `${tmp.path}/p.raw`]);
+          const p = run("e2image", [`${flag}p`, img, `${tmp.path}/p${flag}.raw`]);
           const m = p.err.match(/Copied \d+ \/ (\d+) blocks/);
           assert(m, p.err);
-          assertEquals(sel.markCount, Number(m[1]));
+          assertEquals(sel.markCount, Number(m[1]), `${name} ${flag}p total`);
         }
         if (origClean && flag !== "-rs") {
           const f = run("e2fsck", ["-fn", got]);
