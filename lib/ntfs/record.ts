@@ -98,6 +98,8 @@ export interface NtfsAttribute {
   runs: NtfsRun[];
   /** Lenient parsing only: the name lies outside the attribute (its `name` is then ""). */
   nameInvalid?: boolean;
+  /** Lenient parsing only: value_length as recorded, when `valueLength` had to be clamped. */
+  declaredValueLength?: number;
   /**
    * Lenient parsing only: the error decoding this attribute's runlist (its `runs` are then
    * empty); a walk that uses the attribute throws it.
@@ -391,6 +393,7 @@ function parseAttributeAt(
       if (!lenient) {
         corrupt("resident value runs past the attribute", base, p + 16, "value_length");
       }
+      a.declaredValueLength = a.valueLength;
       a.valueLength = Math.max(0, Math.min(a.valueLength, rec.length - p - vo));
     }
     a.valueOffset = Math.min(p + vo, rec.length);

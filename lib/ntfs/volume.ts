@@ -205,7 +205,8 @@ export function inodeOpenFailure(
       truncated && si < 0 ? "Input/output error" : "No such file or directory"
     }`;
   }
-  if (attrs[si]!.nonResident || attrs[si]!.valueLength < 0x30) {
+  const siLength = attrs[si]!.declaredValueLength ?? attrs[si]!.valueLength;
+  if (attrs[si]!.nonResident || siLength < 0x30) {
     return "Corrupt STANDARD_INFORMATION in base record #";
   }
   if (truncated && !attrs.some((a) => a.type >= AttrType.DATA)) return "";
@@ -318,6 +319,10 @@ export class NtfsVolume {
     const v = new NtfsVolume(source, boot);
     v.#log = options.onLog;
     v.#loadMft();
+    v.#checkSystemRecord(
+      SystemFile.MFT_MIRR,
+      "Failed to open inode $MFTMirr: Input/output error\nFailed to load $MFTMirr",
+    );
     v.#checkMirror();
     // The system files libntfs opens while mounting, in its order, with its full record check.
     for (
