@@ -48,7 +48,10 @@ export interface ExtVolumeOpenOptions {
    * {@linkcode ExtVolumeOpenOptions.blockSize}. 0 means the primary superblock.
    */
   superblock?: number;
-  /** The expected block size (e2image `-B`); the open fails when the fs differs. */
+  /**
+   * The expected block size (e2image `-B`); the open fails when the fs differs. 0 means not
+   * given.
+   */
   blockSize?: number;
   /**
    * libext2fs's message for a read at byte `offset` past the end of the source (default
@@ -247,17 +250,18 @@ export class ExtVolume {
         { format: "ext", structure: "superblock", compat: EXT2_MESSAGES.INVALID_ARGUMENT },
       );
     }
-    if (options.blockSize !== undefined && !(options.blockSize > 0)) {
-      throw new RangeError(`Block size must be positive, found ${options.blockSize}`);
+    const bsOpt = options.blockSize || undefined; // 0 means "not given", as in libext2fs
+    if (bsOpt !== undefined && !(Number.isSafeInteger(bsOpt) && bsOpt > 0)) {
+      throw new RangeError(`Block size must be a positive integer, found ${bsOpt}`);
     }
-    const sbOffset = sbBlock ? sbBlock * options.blockSize! : SUPERBLOCK_OFFSET;
+    const sbOffset = sbBlock ? sbBlock * bsOpt! : SUPERBLOCK_OFFSET;
     const sbBytes = new Uint8Array(SUPERBLOCK_SIZE);
     if (!readExact(source, sbOffset, sbBytes)) {
       throw shortRead("superblock", sbOffset, options.pastEndMessage);
     }
     const sb = parseExtSuperblock(sbBytes, {
       offset: sbOffset,
-      ...(options.blockSize !== undefined ? { expectedBlockSize: options.blockSize } : {}),
+      ...(bsOpt !== undefined ? { expectedBlockSize: bsOpt } : {}),
     });
     const vol = new ExtVolume(source, sbBytes, sb, sbBlock);
     if (options.pastEndMessage) vol.#pastEnd = options.pastEndMessage;

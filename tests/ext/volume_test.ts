@@ -142,6 +142,7 @@ Deno.test({
       "Invalid argument passed to ext2 library",
     );
     assertEquals(compat(open(img, { blockSize: 4096 })), "Filesystem has unexpected block size");
+    assertEquals(compat(open(img, { blockSize: 0 })), "no error"); // -B 0 means not given
     assertEquals(
       compat(open(img, { superblock: 8193, blockSize: 4096 })),
       "Attempt to read block from filesystem resulted in short read",
