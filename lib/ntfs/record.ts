@@ -98,7 +98,10 @@ export interface NtfsAttribute {
   runs: NtfsRun[];
   /** Lenient parsing only: the name lies outside the attribute (its `name` is then ""). */
   nameInvalid?: boolean;
-  /** Lenient parsing only: value_length as recorded, when `valueLength` had to be clamped. */
+  /**
+   * value_length as recorded, when `valueLength` had to be clamped (lenient parsing), or the
+   * same 4 bytes of a non-resident attribute (libntfs reads them when it expects a value).
+   */
   declaredValueLength?: number;
   /**
    * Lenient parsing only: the error decoding this attribute's runlist (its `runs` are then
@@ -315,7 +318,7 @@ export function parseAttributes(
     }
     if (type === AttrType.END) return out;
     if (length === 0) return stop(p, "attribute length is zero");
-    if (p + length > rec.length || length < 16) {
+    if (p + Math.max(length, 24) > rec.length) {
       return stop(p, `attribute length ${length} is invalid`);
     }
     out.push(parseAttributeAt(rec, p, type, length, base, true, cs));
@@ -398,6 +401,8 @@ function parseAttributeAt(
     }
     a.valueOffset = Math.min(p + vo, rec.length);
   } else {
+    // What libntfs would read as value_length if it took this for a resident attribute.
+    a.declaredValueLength = u32(rec, p + 16);
     if (length < 64) {
       const why = `non-resident attribute length ${length} is too short`;
       if (!lenient) corrupt(why, base, p + 4, "length");

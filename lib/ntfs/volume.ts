@@ -206,7 +206,7 @@ export function inodeOpenFailure(
     }`;
   }
   const siLength = attrs[si]!.declaredValueLength ?? attrs[si]!.valueLength;
-  if (attrs[si]!.nonResident || siLength < 0x30) {
+  if (siLength < 0x30) {
     return "Corrupt STANDARD_INFORMATION in base record #";
   }
   if (truncated && !attrs.some((a) => a.type >= AttrType.DATA)) return "";
@@ -774,18 +774,19 @@ export class NtfsVolume {
   ): NtfsWalkInode | undefined {
     const onCorrupt = options.onCorruptInode;
     const onCorruptList = options.onCorruptAttributeList;
+    // libntfs logs "Corrupt inode" when a lookup or the walk actually reaches the malformed
+    // attribute: in ntfs_inode_open's lookups, or after every attribute before it was walked.
     let truncated = false;
-    const onTruncated = () => {
-      truncated = true;
-      onCorrupt?.(ino);
-    };
     const attrs = parseAttributes(bytes, header, base, {
       lenient: true,
-      onTruncated,
+      onTruncated: () => (truncated = true),
       clusterSize: this.clusterSize,
     });
+    const onTruncated = () => onCorrupt?.(ino);
     const failure = inodeOpenFailure(attrs, truncated);
     if (failure !== undefined) {
+      const lookupHit = truncated && !attrs.some((a) => a.type >= AttrType.DATA);
+      if (lookupHit) onTruncated();
       if (failure) options.onOpenFailure?.(ino, failure.replace("#", String(ino)));
       return undefined;
     }
@@ -793,6 +794,7 @@ export class NtfsVolume {
     const list = attrs.find((a) => a.type === AttrType.ATTRIBUTE_LIST);
     if (!list) {
       for (const a of attrs) if (a.runlistError) throw a.runlistError;
+      if (truncated) onTruncated();
       return {
         inode: ino,
         bytes,
@@ -845,6 +847,7 @@ export class NtfsVolume {
     }
     if (!listPlaced) out.push({ record: ino, bytes, attr: list });
     for (const w of out) if (w.attr.runlistError) throw w.attr.runlistError;
+    if (truncated) onTruncated();
     return { inode: ino, bytes, header, extents, attributes: out };
   }
 
