@@ -161,7 +161,10 @@ export function openNtfsVolume(run: NtfscloneRun, path: string, source?: Source)
   }
   let vol: NtfsVolume;
   try {
-    vol = NtfsVolume.open(src, { onLog: (line) => ctx.stderr.write(`${line}\n`) });
+    vol = NtfsVolume.open(src, {
+      onLog: (line) => ctx.stderr.write(`${line}\n`),
+      seekLastSector: (offset) => canSeek(src!, path, offset),
+    });
   } catch (e) {
     if (!(e instanceof FsimageError)) throw e;
     let code = "EIO";
@@ -227,6 +230,22 @@ function notSeekable(run: NtfscloneRun, path: string): never {
     `Apparently device '${path}' doesn't have a valid NTFS. Maybe you selected\nthe whole disk instead of a partition (e.g. /dev/hda, not /dev/hda1)?\n`,
   );
   throw new NtfscloneExit(1);
+}
+
+/**
+ * Whether lseek(2) to `offset` succeeds on the source: a block device refuses offsets past
+ * its end, a file system offsets past its largest file (ext4: 16 TiB).
+ */
+function canSeek(src: Source, path: string, offset: bigint): boolean {
+  if (src instanceof FdSource && src.kind === "device") return offset <= BigInt(src.size);
+  if (path === "-" || !(src instanceof FdSource)) return true;
+  try {
+    using f = Deno.openSync(path, { read: true });
+    f.seekSync(offset, Deno.SeekMode.Start);
+    return true;
+  } catch (e) {
+    return !(e instanceof Error && /Invalid argument|os error 22/.test(e.message));
+  }
 }
 
 /** The source's device size, printed and checked as ntfsclone does. */

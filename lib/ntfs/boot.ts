@@ -34,6 +34,23 @@ export interface NtfsBootSector {
   serialNumber: bigint;
 }
 
+/** Options of {@linkcode parseNtfsBootSector}. */
+export interface ParseBootSectorOptions {
+  /**
+   * libntfs seeks to the last sector before going on: return false when the device refuses
+   * a seek to byte `offset` (EINVAL), to fail as it does.
+   */
+  seekLastSector?: (offset: bigint) => boolean;
+}
+
+/** libntfs's hints after "Failed to read last sector". */
+export const LAST_SECTOR_HINTS: string =
+  "HINTS: Either the volume is a RAID/LDM but it wasn't setup yet,\n" +
+  "   or it was not setup correctly (e.g. by not using mdadm --build ...),\n" +
+  "   or a wrong device is tried to be mounted,\n" +
+  "   or the partition table is corrupt (partition is smaller than NTFS),\n" +
+  "   or the NTFS boot sector is corrupt (NTFS size is not valid).";
+
 function fail(message: string, compat: string, offset: number, field: string): never {
   throw new CorruptImageError(
     `Cannot read NTFS boot sector: ${message} (byte 0x${offset.toString(16)})`,
@@ -65,7 +82,10 @@ function recordSize(v: number, clusterSize: number): number {
  * console.assert(err instanceof Error && err.message.includes("OEM id"));
  * ```
  */
-export function parseNtfsBootSector(b: Uint8Array): NtfsBootSector {
+export function parseNtfsBootSector(
+  b: Uint8Array,
+  options: ParseBootSectorOptions = {},
+): NtfsBootSector {
   if (b.length < 512) {
     fail(`need 512 bytes, found ${b.length}`, "NTFS signature is missing.", 0, "");
   }
@@ -157,6 +177,29 @@ export function parseNtfsBootSector(b: Uint8Array): NtfsBootSector {
   if (secN === 0n) {
     fail("number of sectors is zero", "Volume size is set to zero.", 0x28, "number_of_sectors");
   }
+  // libntfs seeks to the last sector ((sectors - 1) << ffs(bytes per sector) - 1, in 64 bits).
+  const sectorBits = BigInt(31 - Math.clz32(bps & -bps));
+  const last = BigInt.asIntN(64, (signed(secN) - 1n) << sectorBits);
+  if (options.seekLastSector && (last < 0n || !options.seekLastSector(last))) {
+    const n = signed(secN) - 1n;
+    fail(
+      `the last sector ${n} cannot be reached`,
+      `Failed to read last sector (${n}): Invalid argument\n${LAST_SECTOR_HINTS}`,
+      0x28,
+      "number_of_sectors",
+    );
+  }
+  const nrBig = signed(secN) >> BigInt(31 - Math.clz32(spc & -spc));
+  if (signed(mftN) > nrBig || signed(mirrN) > nrBig) {
+    fail(
+      `$MFT LCN ${mftN} or $MFTMirr LCN ${mirrN} exceeds the ${nrBig} clusters`,
+      `$MFT LCN (${signed(mftN)}) or $MFTMirr LCN (${
+        signed(mirrN)
+      }) is greater than the number of clusters (${nrBig}).`,
+      0x30,
+      "mft_lcn",
+    );
+  }
   if (signed(secN) < 0n || secN > BigInt(Number.MAX_SAFE_INTEGER) / BigInt(bps)) {
     fail(
       `number of sectors ${secN} is out of range`,
@@ -166,15 +209,7 @@ export function parseNtfsBootSector(b: Uint8Array): NtfsBootSector {
     );
   }
   const sectors = Number(secN);
-  const nrClusters = Math.floor(sectors / spc);
-  if (mftN > BigInt(nrClusters) || mirrN > BigInt(nrClusters)) {
-    fail(
-      `$MFT LCN ${mftN} or $MFTMirr LCN ${mirrN} exceeds the ${nrClusters} clusters`,
-      `$MFT LCN (${mftN}) or $MFTMirr LCN (${mirrN}) is greater than the number of clusters (${nrClusters}).`,
-      0x30,
-      "mft_lcn",
-    );
-  }
+  const nrClusters = Number(nrBig);
   if (!Number.isInteger(Math.log2(cs))) {
     fail(
       `cluster size ${cs} is not a power of two`,

@@ -136,6 +136,8 @@ export interface NtfsScan {
 export interface NtfsOpenOptions {
   /** Called with the lines libntfs logs while mounting (torn or invalid system records). */
   onLog?: (line: string) => void;
+  /** libntfs seeks to the last sector first: return false when a seek to `offset` fails. */
+  seekLastSector?: (offset: bigint) => boolean;
 }
 
 /** Options of {@linkcode NtfsVolume.walk}. */
@@ -315,7 +317,10 @@ export class NtfsVolume {
         "NTFS signature is missing.",
       );
     }
-    const boot = parseNtfsBootSector(bs);
+    const boot = parseNtfsBootSector(
+      bs,
+      options.seekLastSector ? { seekLastSector: options.seekLastSector } : {},
+    );
     const v = new NtfsVolume(source, boot);
     v.#log = options.onLog;
     v.#loadMft();
