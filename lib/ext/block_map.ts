@@ -49,7 +49,10 @@ export interface BlockWalkContext {
    * default "Attempt to read block from filesystem resulted in short read".
    */
   pastEndMessage?: (block: number) => string;
-  /** Cap on tree blocks read for one inode (hostile DAG-shaped trees); default blocksCount. */
+  /**
+   * Cap on extent tree blocks read for one inode (hostile DAG-shaped trees); default: the
+   * inode's i_blocks in fs blocks, at least 2^20, at most the fs block count.
+   */
   maxTreeBlocks?: number;
 }
 
@@ -104,10 +107,21 @@ class ExtentHandle {
   #reads = 0;
   #maxReads: number;
 
-  constructor(ctx: BlockWalkContext, root: Uint8Array, sizeLo: number, maxDepth: number) {
+  constructor(
+    ctx: BlockWalkContext,
+    root: Uint8Array,
+    sizeLo: number,
+    maxDepth: number,
+    blocksLo: number,
+  ) {
     this.#ctx = ctx;
     this.#maxDepth = maxDepth;
-    this.#maxReads = ctx.maxTreeBlocks ?? Math.max(ctx.blocksCount, 16);
+    // A valid tree's node blocks are counted in i_blocks (512-byte units). A hostile DAG (many
+    // index entries sharing children) is stopped after that many reads, or 2^20 at least (a
+    // wrapped i_blocks_lo on a huge file), and never more than the fs has blocks.
+    const owned = Math.floor(blocksLo / (ctx.blockSize / 512)) + 16;
+    this.#maxReads = ctx.maxTreeBlocks ??
+      Math.min(Math.max(ctx.blocksCount, 16), Math.max(owned, 1 << 20));
     const entries = u16(root, 2);
     this.#path.push({
       buf: root,
@@ -262,7 +276,7 @@ function walkExtents(
     }
     return null;
   }
-  const h = new ExtentHandle(ctx, root, inode.sizeLo, depth);
+  const h = new ExtentHandle(ctx, root, inode.sizeLo, depth, inode.blocksLo);
   let blockcnt = 0;
   let op: "root" | "next" | "current" = "root";
   let extent: Extent | undefined;
