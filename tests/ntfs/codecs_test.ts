@@ -129,6 +129,28 @@ for (const [what, mutate, offset, compat] of bootMutations) {
   });
 }
 
+Deno.test("parseNtfsBootSector() asks to seek the last sector, as libntfs, and fails with its hints", () => {
+  const b = bootSector();
+  let asked = -1n;
+  parseNtfsBootSector(b, { seekLastSector: (o) => (asked = o, true) });
+  assert.equal(asked, 32766n * 512n);
+  assert.throws(
+    () => parseNtfsBootSector(b, { seekLastSector: () => false }),
+    (e: unknown) =>
+      e instanceof CorruptImageError &&
+      e.details.compat!.startsWith("Failed to read last sector (32766): Invalid argument\nHINTS:"),
+  );
+  // A negative sector count is reported with libntfs's signed cluster count.
+  new DataView(b.buffer).setBigInt64(0x28, -16n, true);
+  assert.throws(
+    () => parseNtfsBootSector(b),
+    (e: unknown) =>
+      e instanceof CorruptImageError &&
+      e.details.compat ===
+        "$MFT LCN (4) or $MFTMirr LCN (2047) is greater than the number of clusters (-2).",
+  );
+});
+
 Deno.test("protectFixups() and undoFixups() round-trip and detect a torn write", () => {
   const rec = new Uint8Array(1024);
   rec.set([0x46, 0x49, 0x4c, 0x45, 0x30, 0, 3, 0]);
