@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { LimitExceededError } from "../errors.ts";
 import { u16, u32 } from "../_internal/bytes.ts";
 import { EXT2_MESSAGES } from "./superblock.ts";
 import type { ExtInode } from "./inode.ts";
@@ -72,6 +73,19 @@ export interface BlockWalkError {
   offset?: number;
 }
 
+/**
+ * How many tree or map blocks one inode's walk may read: a valid inode's tree and map blocks
+ * are counted in its i_blocks (512-byte units), so that many plus slack; but at least enough to
+ * scan 2^26 entries (i_blocks may be wrong, or wrapped on a huge file), and never more than the
+ * fs has blocks. Shared children in a hostile tree or map (a DAG) would otherwise mean
+ * billions of reads.
+ */
+function mapReadCap(ctx: BlockWalkContext, blocksLo: number, entriesPerBlock: number): number {
+  const owned = Math.floor(blocksLo / (ctx.blockSize / 512)) + 16;
+  const floor = Math.floor(2 ** 26 / Math.max(1, entriesPerBlock));
+  return Math.min(Math.max(ctx.blocksCount, 16), Math.max(owned, floor));
+}
+
 interface PathLevel {
   buf: Uint8Array;
   entries: number;
@@ -116,12 +130,8 @@ class ExtentHandle {
   ) {
     this.#ctx = ctx;
     this.#maxDepth = maxDepth;
-    // A valid tree's node blocks are counted in i_blocks (512-byte units). A hostile DAG (many
-    // index entries sharing children) is stopped after that many reads, or 2^20 at least (a
-    // wrapped i_blocks_lo on a huge file), and never more than the fs has blocks.
-    const owned = Math.floor(blocksLo / (ctx.blockSize / 512)) + 16;
     this.#maxReads = ctx.maxTreeBlocks ??
-      Math.min(Math.max(ctx.blocksCount, 16), Math.max(owned, 1 << 20));
+      mapReadCap(ctx, blocksLo, Math.floor((ctx.blockSize - 12) / 12));
     const entries = u16(root, 2);
     this.#path.push({
       buf: root,
@@ -361,7 +371,16 @@ export function walkInodeBlocks(
     }
     return true;
   };
+  // Valid maps are counted in i_blocks; shared map blocks (a hostile TIND whose entries all
+  // name one DIND, and so on) could otherwise mean 2^28 reads.
+  const maxReads = ctx.maxTreeBlocks ?? mapReadCap(ctx, inode.blocksLo, limit);
+  let reads = 0;
   const read = (blk: number, buf: Uint8Array): boolean => {
+    if (++reads > maxReads) {
+      throw new LimitExceededError(
+        `Cannot walk an ext block map: more than ${maxReads} indirect blocks for one inode (shared map blocks)`,
+      );
+    }
     if (!ctx.readBlock(blk, buf)) {
       st.errcode = ctx.pastEndMessage?.(blk) ?? EXT2_MESSAGES.SHORT_READ;
       return false;

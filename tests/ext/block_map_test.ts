@@ -1,4 +1,5 @@
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
+import { LimitExceededError } from "../../lib/errors.ts";
 import { type BlockWalkContext, parseExtInode, walkInodeBlocks } from "../../lib/ext/mod.ts";
 
 const BS = 1024;
@@ -195,5 +196,38 @@ Deno.test({
       [30, 1, -1],
       [2000, 1, 12 + 256 + 2],
     ]);
+  },
+});
+
+Deno.test({
+  name: "walkInodeBlocks() stops a TIND map whose entries all share one DIND and IND",
+  permissions: "none",
+  fn() {
+    // 4 KiB blocks: 1024 x 1024 IND reads of 1024 entries each without a cap.
+    const bs = 4096;
+    const tind = new Uint8Array(bs), dind = new Uint8Array(bs), ind = new Uint8Array(bs);
+    for (let i = 0; i < bs / 4; i++) {
+      new DataView(tind.buffer).setUint32(4 * i, 21, true);
+      new DataView(dind.buffer).setUint32(4 * i, 22, true);
+      new DataView(ind.buffer).setUint32(4 * i, 500 + i, true);
+    }
+    const raw = new Uint8Array(128);
+    new DataView(raw.buffer).setUint16(0, 0x81a4, true);
+    new DataView(raw.buffer).setUint32(0x28 + 56, 20, true);
+    const inode = parseExtInode(raw, 0, 128, false);
+    const blocks = new Map([[20, tind], [21, dind], [22, ind]]);
+    const c: BlockWalkContext = {
+      blockSize: bs,
+      blocksCount: 1 << 30,
+      firstDataBlock: 0,
+      hurd: false,
+      readBlock(b, buf) {
+        buf.set(blocks.get(b) ?? new Uint8Array(bs));
+        return true;
+      },
+    };
+    const t0 = performance.now();
+    throws(() => walkInodeBlocks(inode, c, () => {}), LimitExceededError);
+    assert(performance.now() - t0 < 5000);
   },
 });
