@@ -8,7 +8,7 @@ import { BufferWriter } from "../../lib/cli/context.ts";
 import { ntfscloneCommand } from "../../lib/cli/ntfsclone.ts";
 import { FaultySource, MemorySource } from "../../lib/io/mod.ts";
 import { AttrType, LCN_HOLE, NtfsVolume } from "../../lib/ntfs/mod.ts";
-import { needs, run, tempDir } from "../_helpers.ts";
+import { needs, run, runFsimage, tempDir } from "../_helpers.ts";
 import { ntfsFixture } from "../ntfs/_fixtures.ts";
 
 function ctx() {
@@ -92,4 +92,37 @@ Deno.test({
     );
     assert.deepEqual(Deno.readFileSync(`${d.path}/back.raw`), want);
   },
+});
+
+Deno.test("ntfsclone -m -s --rescue marks an unreadable metadata sector in the image", () => {
+  using d = tempDir();
+  const bytes = volBytes();
+  const vol = NtfsVolume.open(new MemorySource(bytes));
+  // The first cluster of $LogFile is always copied by metadata images.
+  let logLcn = -1;
+  for (const ino of vol.walk()) {
+    if (ino.inode !== 2) continue;
+    for (const w of ino.attributes) {
+      if (w.attr.type === AttrType.DATA) logLcn = w.attr.runs[0]!.lcn;
+    }
+  }
+  const bad = logLcn * 4096 + 512;
+  const src = new FaultySource(new MemorySource(bytes, "vol"), [{ offset: bad, length: 512 }]);
+  const c = ctx();
+  const img = `${d.path}/meta.simg`;
+  assert.equal(
+    ntfscloneCommand(["-m", "-s", "--rescue", "-q", "-o", img, "vol"], c, { source: src }),
+    1 - 1,
+  );
+  assert.ok(c.stdout.text.includes(`WARNING: Can't read sector at ${bad}, lost data.\n`));
+  // Restore it (in a subprocess: a real run drops every permission) and look at the sector.
+  const r = runFsimage(["ntfsclone", "-r", "-q", "-o", `${d.path}/back.raw`, img]);
+  assert.equal(r.code, 0, r.out + r.err);
+  const back = Deno.readFileSync(`${d.path}/back.raw`);
+  assert.equal(new TextDecoder().decode(back.subarray(bad, bad + 9)), "BadSectoR");
+  assert.ok(back.subarray(bad + 10, bad + 512).every((b) => b === 0x3f));
+  // Without --rescue the run stops with the bad-sector box.
+  const f = ctx();
+  assert.equal(ntfscloneCommand(["-m", "-s", "-q", "-O", img, "vol"], f, { source: src }), 1);
+  assert.ok(f.stdout.text.endsWith("ERROR: Disk is faulty, can't make full backup!"));
 });
