@@ -21,6 +21,7 @@ import {
   FdSource,
   openSink,
   openSource,
+  OverlaySource,
   type ReaderSync,
   type Sink,
   type Source,
@@ -28,6 +29,7 @@ import {
   stdoutSink,
 } from "../io/mod.ts";
 import { type NtfsScan, NtfsVolume, parseNtfsBootSector } from "../ntfs/mod.ts";
+import { scrubNtfs } from "../ntfs/scrub.ts";
 import {
   createNtfscloneHeader,
   NtfscloneImageReader,
@@ -158,6 +160,19 @@ export function openNtfsVolume(run: NtfscloneRun, path: string, source?: Source)
       );
       perrExit(run, `Opening '${path}' as NTFS failed`, code);
     }
+  }
+  if (run.opts.scrub) {
+    // fsimage --scrub: scrub a copy-on-write view of the volume (the source is never written),
+    // then clone or save that view.
+    const overlay = new OverlaySource(src, { blockSize: 512 });
+    try {
+      scrubNtfs(overlay, { wipeData: true });
+    } catch (e) {
+      if (!(e instanceof FsimageError)) throw e;
+      ctx.stderr.write(`Cannot scrub '${path}': ${e.message}\n`);
+      throw new NtfscloneExit(1);
+    }
+    src = overlay;
   }
   let vol: NtfsVolume;
   try {

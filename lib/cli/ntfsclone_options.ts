@@ -91,6 +91,8 @@ export interface NtfscloneOptions {
   force: number;
   /** --full-logfile. */
   fullLogfile: boolean;
+  /** fsimage's --scrub: wipe names, contents and logs before cloning or saving. */
+  scrub: boolean;
 }
 
 /** The outcome of {@linkcode parseNtfscloneArgs}: options to run, or an exit status. */
@@ -113,6 +115,7 @@ const LONG: [name: string, code: string, arg: boolean][] = [
   ["save-image", "s", false],
   ["preserve-timestamps", "t", false],
   ["version", "V", false],
+  ["scrub", "P", false],
 ];
 const SHORT_NOARG = new Set("dfhmnqrstV");
 const SHORT_ARG = new Set("oO");
@@ -190,6 +193,7 @@ export function parseNtfscloneArgs(args: string[], ctx: CommandContext): Ntfsclo
     metadata: false,
     noAction: false,
     rescue: false,
+    scrub: false,
     ignoreFsCheck: false,
     newSerial: 0,
     preserveTimestamps: false,
@@ -246,6 +250,9 @@ export function parseNtfscloneArgs(args: string[], ctx: CommandContext): Ntfsclo
         return;
       case "R":
         o.rescue = true;
+        return;
+      case "P":
+        o.scrub = true;
         return;
       case "s":
         o.saveImage = true;

@@ -199,7 +199,7 @@ export class NtfsPrivacyWalk {
     for (let r = 0; r < FIRST_USER_RECORD; r++) this.#fixedRecords.add(r);
     for (const { n, header, attrs, rec } of this.#mft(true)) {
       if (!header.inUse || !attrs) continue;
-      const file = header.baseRecord || n; // extension records belong to their base
+      const file = header.isExtent ? header.baseRecord : n; // extension records belong to their base
       for (const attr of attrs) {
         if (attr.type === AttrType.FILE_NAME && !attr.nonResident && attr.valueLength >= 66) {
           const v = residentValue(rec, attr);
@@ -455,7 +455,7 @@ export class NtfsPrivacyWalk {
         continue;
       }
       if (!attrs) continue;
-      const file = header.baseRecord || n;
+      const file = header.isExtent ? header.baseRecord : n;
       const user = !this.#fixedRecords.has(file);
       let dirty = false;
       const streams: NtfsAttribute[] = [];
