@@ -27,3 +27,5 @@ export type {
   FsimageError,
   FsimageErrorCode,
 } from "../errors.ts";
+export * from "./audit.ts";
+export * from "./scrub.ts";
