@@ -24,8 +24,9 @@ export interface InstallResult {
   bytesWritten: number;
 }
 
-function readExact(src: Source, offset: number, length: number): Uint8Array {
-  const b = new Uint8Array(length);
+/** Reads `length` bytes at `offset` into `into` (when given, at least `length` long) or a new buffer. */
+function readExact(src: Source, offset: number, length: number, into?: Uint8Array): Uint8Array {
+  const b = into ? into.subarray(0, length) : new Uint8Array(length);
   let done = 0;
   while (done < length) {
     const n = src.readAt(offset + done, b.subarray(done));
@@ -152,6 +153,8 @@ export function installNormalImage(
 
   // 1. Inode tables, group by group, in big batches.
   const batch = Math.max(1, Math.floor((4 << 20) / bs));
+  // One buffer for every batch: memory stays at one batch whatever the number of groups.
+  const tableBuf = new Uint8Array(Math.min(batch, ipb) * bs);
   for (let g = 0; g < groups; g++) {
     const t = loc(g, 0x08, 0x28); // bg_inode_table
     if (t === 0) {
@@ -163,7 +166,7 @@ export function installNormalImage(
     }
     for (let j = 0; j < ipb; j += batch) {
       const n = Math.min(batch, ipb - j);
-      const chunk = readExact(image, hdr.offsetInode + (g * ipb + j) * bs, n * bs);
+      const chunk = readExact(image, hdr.offsetInode + (g * ipb + j) * bs, n * bs, tableBuf);
       write((t + j) * bs, chunk);
     }
   }
