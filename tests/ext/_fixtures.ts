@@ -337,7 +337,18 @@ export function buildExtFixture(name: string, outDir: string): string {
 export function extFixture(name: string): string {
   const have = built.get(name);
   if (have) return have;
-  workDir ??= Deno.makeTempDirSync({ prefix: "fsimage-ext-fixtures-" });
+  if (workDir === undefined) {
+    const dir = Deno.makeTempDirSync({ prefix: "fsimage-ext-fixtures-" });
+    workDir = dir;
+    // Removed when the test process ends.
+    globalThis.addEventListener("unload", () => {
+      try {
+        Deno.removeSync(dir, { recursive: true });
+      } catch {
+        // already gone
+      }
+    });
+  }
   let path: string;
   if (haveTool("mkfs.ext4") && haveTool("debugfs")) {
     path = buildExtFixture(name, workDir);
