@@ -162,3 +162,9 @@ export function looksScrambled(name: Uint8Array | string): boolean {
   }
   return true;
 }
+
+/** Writes back into the image being scrubbed. */
+export interface PrivacyWriter {
+  /** Writes all of `data` at byte `offset`. */
+  writeAt(offset: number, data: Uint8Array): void;
+}

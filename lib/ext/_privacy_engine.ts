@@ -8,6 +8,7 @@
  *
  * @module
  */
+import type { PrivacyWriter } from "../_internal/privacy.ts";
 import { CorruptImageError } from "../errors.ts";
 import type { Source } from "../io/types.ts";
 import { isZero, put16, put32be, u16, u32, u32be } from "../_internal/bytes.ts";
@@ -42,11 +43,7 @@ import {
   xattrEntryHash,
 } from "./_privacy_csum.ts";
 
-/** Writes back into the image being scrubbed. */
-export interface PrivacyWriter {
-  /** Writes all of `data` at byte `offset`. */
-  writeAt(offset: number, data: Uint8Array): void;
-}
+export type { PrivacyWriter };
 
 /** Options of the ext privacy walk. */
 export interface ExtPrivacyWalkOptions {

@@ -34,3 +34,5 @@ export * from "./dir.ts";
 export * from "./xattr.ts";
 export * from "./journal.ts";
 export type { BlockExtent } from "../_internal/extents.ts";
+export * from "./audit.ts";
+export * from "./scrub.ts";

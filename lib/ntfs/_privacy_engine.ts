@@ -8,6 +8,7 @@
  *
  * @module
  */
+import type { PrivacyWriter } from "../_internal/privacy.ts";
 import { CorruptImageError, ReadError } from "../errors.ts";
 import type { Source } from "../io/types.ts";
 import { isZero, put16, put32, u16, u32 } from "../_internal/bytes.ts";
@@ -24,11 +25,7 @@ import {
 import { LCN_HOLE, type NtfsRun } from "./runlist.ts";
 import { type NtfsVolume, SystemFile } from "./volume.ts";
 
-/** Writes back into the image being scrubbed. */
-export interface PrivacyWriter {
-  /** Writes all of `data` at byte `offset`. */
-  writeAt(offset: number, data: Uint8Array): void;
-}
+export type { PrivacyWriter };
 
 /** Options of the NTFS privacy walk. */
 export interface NtfsPrivacyWalkOptions {
