@@ -52,7 +52,6 @@ const CAMPAIGNS: Campaign[] = [
 ];
 
 const ITERATIONS = 40;
-const dec = new TextDecoder();
 
 for (const c of CAMPAIGNS) {
   Deno.test({
