@@ -28,7 +28,7 @@ import {
   stdinSource,
   stdoutSink,
 } from "../io/mod.ts";
-import { type NtfsScan, NtfsVolume, parseNtfsBootSector } from "../ntfs/mod.ts";
+import { type NtfsScan, NtfsVolume, type NtfsWalkInode, parseNtfsBootSector } from "../ntfs/mod.ts";
 import { scrubNtfs } from "../ntfs/scrub.ts";
 import {
   createNtfscloneHeader,
@@ -407,6 +407,7 @@ export function scanVolume(
   run: NtfscloneRun,
   vol: NtfsVolume,
   note?: { inode: number; text: string },
+  onInode?: (inode: NtfsWalkInode) => void,
 ): NtfsScan {
   const { out, opts } = run;
   out.write("Scanning volume ...\n");
@@ -416,6 +417,7 @@ export function scanVolume(
   let scan: NtfsScan;
   try {
     scan = vol.scan({
+      ...(onInode ? { onInode } : {}),
       onRecord: (r) => (reached = r),
       onCorruptInode: (n) =>
         run.ctx.stderr.write(`ntfs_attr_find: Corrupt inode (${n}): Input/output error\n`),

@@ -10,7 +10,7 @@ import type { FdSink } from "../io/mod.ts";
 import {
   addWipeStats,
   emitMetadata,
-  metadataImageInuse,
+  metadataInodeInuse,
   type MetadataSink,
   type NtfsVolume,
   SystemFile,
@@ -62,13 +62,18 @@ export function runMetadataClone(
       }\n`,
     }
     : undefined;
-  const scan = scanVolume(run, vol, note);
+  const image = opts.metadataImage;
+  // The metadata image's first-pass count, taken during the scan's walk (one pass, not two).
+  let imageInuse = 0;
+  const scan = scanVolume(
+    run,
+    vol,
+    note,
+    image ? (ino) => (imageInuse += metadataInodeInuse(ino, cs, opts.fullLogfile)) : undefined,
+  );
   accountClusters(run, scan);
   const extra = opts.ignoreFsCheck ? scan.extra : [];
-  const image = opts.metadataImage;
-  const printed = image
-    ? metadataImageInuse(vol, opts.fullLogfile)
-    : scan.inuse + scan.badInUse + 1;
+  const printed = image ? imageInuse : scan.inuse + scan.badInUse + 1;
   out.write(diskUsageLine("", cs, nr, printed));
   badClusterLookup(run, scan);
   if (scan.badClusters) {

@@ -59,10 +59,31 @@ export interface WipeOptions {
   onLog?: (line: string) => void;
 }
 
+/** Zeroes `b[from, to)` (clamped to `b`); returns how many bytes were not zero already. */
 function zeroNonZero(b: Uint8Array, from: number, to: number): number {
   let n = 0;
-  to = Math.min(to, b.length);
-  for (let i = Math.max(0, from); i < to; i++) {
+  let i = Math.max(0, from);
+  const end = Math.min(to, b.length);
+  // Mostly zero already: skip aligned zero words, count the rest byte by byte.
+  while (i < end && ((b.byteOffset + i) & 3) !== 0) {
+    if (b[i] !== 0) {
+      b[i] = 0;
+      n++;
+    }
+    i++;
+  }
+  const words = (end - i) >> 2;
+  if (words > 0) {
+    const w = new Uint32Array(b.buffer, b.byteOffset + i, words);
+    for (let k = 0; k < words; k++) {
+      if (w[k] === 0) continue;
+      const o = i + 4 * k;
+      for (let j = o; j < o + 4; j++) if (b[j] !== 0) n++;
+      w[k] = 0;
+    }
+    i += 4 * words;
+  }
+  for (; i < end; i++) {
     if (b[i] !== 0) {
       b[i] = 0;
       n++;
@@ -71,9 +92,12 @@ function zeroNonZero(b: Uint8Array, from: number, to: number): number {
   return n;
 }
 
+/** {@linkcode NTFS_EPOCH_1970} as its 8 little-endian bytes. */
+const EPOCH_BYTES = new Uint8Array([0x00, 0x80, 0x3e, 0xd5, 0xde, 0xb1, 0x9d, 0x01]);
+
 function putEpoch(b: Uint8Array, at: number): boolean {
   if (at < 0 || at + 8 > b.length) return false;
-  new DataView(b.buffer, b.byteOffset).setBigUint64(at, NTFS_EPOCH_1970, true);
+  b.set(EPOCH_BYTES, at);
   return true;
 }
 
@@ -322,20 +346,33 @@ export function criticalLength(
  */
 export function metadataImageInuse(vol: NtfsVolume, fullLogfile: boolean): number {
   let inuse = 0;
-  const cs = vol.clusterSize;
-  for (const ino of vol.walk()) {
-    for (const { attr: a } of ino.attributes) {
-      if (!a.nonResident) continue;
-      const first = a.runs[0];
-      for (const r of a.runs) {
-        if (r.lcn === LCN_HOLE) continue;
-        if (ino.inode === SystemFile.LOG_FILE && a.type === AttrType.DATA) {
-          inuse += first ? criticalLength(ino.inode, a.type, first, cs, fullLogfile) : 0;
-        } else if (ino.inode <= LAST_METADATA_INODE || a.type !== AttrType.DATA) inuse += r.length;
-      }
+  for (const ino of vol.walk()) inuse += metadataInodeInuse(ino, vol.clusterSize, fullLogfile);
+  return inuse;
+}
+
+/**
+ * One inode's share of {@linkcode metadataImageInuse}, for a caller that already walks the
+ * volume (e.g. through the `onInode` hook of {@linkcode NtfsVolume.scan}): summed over the
+ * inodes of a walk, it equals {@linkcode metadataImageInuse}.
+ */
+export function metadataInodeInuse(
+  ino: NtfsWalkInode,
+  clusterSize: number,
+  fullLogfile: boolean,
+): number {
+  let inuse = 0;
+  const cs = clusterSize;
+  for (const { attr: a } of ino.attributes) {
+    if (!a.nonResident) continue;
+    const first = a.runs[0];
+    for (const r of a.runs) {
+      if (r.lcn === LCN_HOLE) continue;
       if (ino.inode === SystemFile.LOG_FILE && a.type === AttrType.DATA) {
-        inuse += logfileProbes(a.runs, cs).length;
-      }
+        inuse += first ? criticalLength(ino.inode, a.type, first, cs, fullLogfile) : 0;
+      } else if (ino.inode <= LAST_METADATA_INODE || a.type !== AttrType.DATA) inuse += r.length;
+    }
+    if (ino.inode === SystemFile.LOG_FILE && a.type === AttrType.DATA) {
+      inuse += logfileProbes(a.runs, cs).length;
     }
   }
   return inuse;
@@ -569,6 +606,8 @@ export function emitMetadata(
     }
   };
 
+  const scratch = new Map<number, Uint8Array>();
+  const pool: Uint8Array[] = [];
   const isFile = (b: Uint8Array) =>
     b[0] === 0x46 && b[1] === 0x49 && b[2] === 0x4c && b[3] === 0x45;
   const isIndx = (b: Uint8Array) =>
@@ -600,11 +639,18 @@ export function emitMetadata(
       continue;
     }
     stats.usedRecords++;
-    // Scratch copies: the walk's own wipes are counted, never written.
-    const scratch = new Map<number, Uint8Array>();
+    // Scratch copies: the walk's own wipes are counted, never written (buffers reused).
+    scratch.clear();
+    let pooled = 0;
     const copyOf = (rec: number, b: Uint8Array) => {
       let c = scratch.get(rec);
-      if (!c) scratch.set(rec, c = b.slice());
+      if (!c) {
+        c = pool[pooled];
+        if (!c || c.length !== b.length) pool[pooled] = c = new Uint8Array(b.length);
+        pooled++;
+        c.set(b);
+        scratch.set(rec, c);
+      }
       return c;
     };
     for (const w of ino.attributes) {

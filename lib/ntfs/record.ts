@@ -5,7 +5,7 @@
  * @module
  */
 import { CorruptImageError } from "../errors.ts";
-import { u16, u32, u64, u64n, u8 } from "../_internal/bytes.ts";
+import { i32, u16, u32, u64, u8 } from "../_internal/bytes.ts";
 import { decodeRunlist, type NtfsRun } from "./runlist.ts";
 
 /** MFT record flag: the record is in use (MFT_RECORD_IN_USE). */
@@ -374,7 +374,6 @@ function parseAttributeAt(
     length,
     nonResident,
     name: nameLength && nameFits ? decodeName(rec, p + nameOffset, nameLength) : "",
-    ...(nameFits ? {} : { nameInvalid: true }),
     flags: u16(rec, p + 12),
     instance: u16(rec, p + 14),
     valueOffset: 0,
@@ -387,6 +386,7 @@ function parseAttributeAt(
     compressionUnit: 0,
     runs: [],
   };
+  if (!nameFits) a.nameInvalid = true;
   if (!nonResident) {
     a.valueLength = u32(rec, p + 16);
     const vo = u16(rec, p + 20);
@@ -413,84 +413,11 @@ function parseAttributeAt(
       }
       return a;
     }
-    const decode = () => {
-      const what = `attribute 0x${type.toString(16)}`;
-      // Out-of-range sizes or VCNs surface, as in libntfs, when the runlist is decoded.
-      const u64r = (off: number) => {
-        try {
-          return u64(rec, off, what);
-        } catch (e) {
-          if (!(e instanceof CorruptImageError)) throw e;
-          return corrupt(
-            e.message.replace(/^Cannot read [^:]*: /, ""),
-            base,
-            off,
-            what,
-            "runlist",
-          );
-        }
-      };
-      a.lowestVcn = u64r(p + 16);
-      a.highestVcn = Number(
-        BigInt.asIntN(64, BigInt(u32(rec, p + 24)) | (BigInt(u32(rec, p + 28)) << 32n)),
-      );
-      const mp = u16(rec, p + 32);
-      a.compressionUnit = u8(rec, p + 34);
-      // Sizes do not enter the runlist decoding: hostile values are clamped, not fatal.
-      const size = (off: number) => {
-        const v = u64n(rec, off, what);
-        return v > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(v);
-      };
-      a.allocatedSize = size(p + 40);
-      a.dataSize = size(p + 48);
-      a.initializedSize = size(p + 56);
-      // libntfs decodes from wherever mapping_pairs_offset points inside the attribute.
-      if (mp > length || (!lenient && mp < 64)) {
-        corrupt(
-          `mapping_pairs_offset ${mp} is invalid`,
-          base,
-          p + 32,
-          "mapping_pairs_offset",
-          "runlist",
-        );
-      }
-      a.runs = decodeRunlist(rec, p + mp, p + length, a.lowestVcn, base);
-      const last = a.runs[a.runs.length - 1];
-      const endVcn = last ? last.vcn + last.length : a.lowestVcn;
-      if (a.highestVcn !== 0 && endVcn - 1 !== a.highestVcn) {
-        corrupt(
-          `highest_vcn ${a.highestVcn} does not match the runlist end ${endVcn - 1}`,
-          base,
-          p + 24,
-          "highest_vcn",
-          "runlist",
-        );
-      }
-      if (a.lowestVcn === 0 && clusterSize) {
-        const clusters = Math.ceil(a.allocatedSize / clusterSize);
-        if (endVcn > clusters) {
-          throw new CorruptImageError(
-            `Cannot read NTFS runlist: it maps ${endVcn} clusters, allocated_size only ${clusters} (byte 0x${
-              (base + p + 40).toString(16)
-            })`,
-            {
-              format: "ntfs",
-              structure: "runlist",
-              field: "allocated_size",
-              offset: base + p + 40,
-              compat: `Corrupt attribute. vcn = 0x${endVcn.toString(16)}, num_clusters = 0x${
-                clusters.toString(16)
-              }`,
-            },
-          );
-        }
-      }
-    };
-    if (!lenient) decode();
+    if (!lenient) decodeNonResident(a, rec, p, base, lenient, clusterSize);
     else {
       // The walk decodes a runlist only when it uses the attribute, as libntfs does.
       try {
-        decode();
+        decodeNonResident(a, rec, p, base, lenient, clusterSize);
       } catch (e) {
         if (!(e instanceof CorruptImageError) || e.details.structure !== "runlist") throw e;
         a.runs = [];
@@ -499,6 +426,97 @@ function parseAttributeAt(
     }
   }
   return a;
+}
+
+/**
+ * A u64 field of a non-resident attribute header past 2^53: the runlist error libntfs reports
+ * when it decodes the runlist.
+ */
+function u64TooLarge(rec: Uint8Array, off: number, type: number, base: number): never {
+  const what = `attribute 0x${type.toString(16)}`;
+  try {
+    u64(rec, off, what);
+  } catch (e) {
+    if (!(e instanceof CorruptImageError)) throw e;
+    corrupt(e.message.replace(/^Cannot read [^:]*: /, ""), base, off, what, "runlist");
+  }
+  throw new Error("unreachable: the u64 field fits");
+}
+
+/** A u64 size field, clamped to 2^53 - 1 (sizes do not enter the runlist decoding). */
+function sizeField(rec: Uint8Array, off: number): number {
+  const lo = u32(rec, off), hi = u32(rec, off + 4);
+  return hi > 0x1fffff ? Number.MAX_SAFE_INTEGER : hi * 0x100000000 + lo;
+}
+
+/**
+ * Fills the non-resident fields of `a` (an attribute record at `p`, at least 64 bytes long,
+ * inside `rec`) and decodes its runlist. Throws {@linkcode CorruptImageError} with structure
+ * "runlist" (or "MFT record" for a bad mapping_pairs_offset in strict mode).
+ */
+function decodeNonResident(
+  a: NtfsAttribute,
+  rec: Uint8Array,
+  p: number,
+  base: number,
+  lenient: boolean,
+  clusterSize: number,
+): void {
+  const type = a.type, length = a.length;
+  // Out-of-range sizes or VCNs surface, as in libntfs, when the runlist is decoded.
+  const lvHi = u32(rec, p + 20);
+  a.lowestVcn = lvHi > 0x1fffff
+    ? u64TooLarge(rec, p + 16, type, base)
+    : lvHi * 0x100000000 + u32(rec, p + 16);
+  // highest_vcn is signed: the exact value (rounded to a double past 2^53).
+  a.highestVcn = i32(rec, p + 28) * 0x100000000 + u32(rec, p + 24);
+  const mp = u16(rec, p + 32);
+  a.compressionUnit = u8(rec, p + 34);
+  // Sizes do not enter the runlist decoding: hostile values are clamped, not fatal.
+  a.allocatedSize = sizeField(rec, p + 40);
+  a.dataSize = sizeField(rec, p + 48);
+  a.initializedSize = sizeField(rec, p + 56);
+  // libntfs decodes from wherever mapping_pairs_offset points inside the attribute.
+  if (mp > length || (!lenient && mp < 64)) {
+    corrupt(
+      `mapping_pairs_offset ${mp} is invalid`,
+      base,
+      p + 32,
+      "mapping_pairs_offset",
+      "runlist",
+    );
+  }
+  a.runs = decodeRunlist(rec, p + mp, p + length, a.lowestVcn, base);
+  const last = a.runs[a.runs.length - 1];
+  const endVcn = last ? last.vcn + last.length : a.lowestVcn;
+  if (a.highestVcn !== 0 && endVcn - 1 !== a.highestVcn) {
+    corrupt(
+      `highest_vcn ${a.highestVcn} does not match the runlist end ${endVcn - 1}`,
+      base,
+      p + 24,
+      "highest_vcn",
+      "runlist",
+    );
+  }
+  if (a.lowestVcn === 0 && clusterSize) {
+    const clusters = Math.ceil(a.allocatedSize / clusterSize);
+    if (endVcn > clusters) {
+      throw new CorruptImageError(
+        `Cannot read NTFS runlist: it maps ${endVcn} clusters, allocated_size only ${clusters} (byte 0x${
+          (base + p + 40).toString(16)
+        })`,
+        {
+          format: "ntfs",
+          structure: "runlist",
+          field: "allocated_size",
+          offset: base + p + 40,
+          compat: `Corrupt attribute. vcn = 0x${endVcn.toString(16)}, num_clusters = 0x${
+            clusters.toString(16)
+          }`,
+        },
+      );
+    }
+  }
 }
 
 /** The resident value of an attribute (a view into `rec`). */

@@ -49,6 +49,80 @@ export function decodeRunlist(
   lowestVcn: number,
   base = 0,
 ): NtfsRun[] {
+  return decodeRunlistFast(b, start, end, lowestVcn, base) ??
+    decodeRunlistExact(b, start, end, lowestVcn, base);
+}
+
+/** Reads `n` bytes (1..6) as a signed little-endian number: exact, as `signedLe`. */
+function signedLeSmall(b: Uint8Array, off: number, n: number): number {
+  let v = (b[off + n - 1]! << 24) >> 24; // sign from the top byte
+  for (let i = n - 2; i >= 0; i--) v = v * 256 + b[off + i]!;
+  return v;
+}
+
+/**
+ * The common case of {@linkcode decodeRunlist} in plain numbers: every field of at most 6 bytes
+ * (48 bits), so no value leaves the exact range and nothing wraps. Returns undefined (having
+ * thrown nothing) at the first wider field; {@linkcode decodeRunlistExact} then decodes the
+ * whole list again with BigInts. Same runs, same errors, in the same order.
+ */
+function decodeRunlistFast(
+  b: Uint8Array,
+  start: number,
+  end: number,
+  lowestVcn: number,
+  base: number,
+): NtfsRun[] | undefined {
+  const runs: NtfsRun[] = [];
+  let vcn = lowestVcn;
+  let lcn = 0;
+  let p = start;
+  const bad = (why: string, at: number): never => {
+    throw new CorruptImageError(
+      `Cannot read NTFS runlist: ${why} (byte 0x${(base + at).toString(16)})`,
+      { format: "ntfs", structure: "runlist", field: "mapping_pairs", offset: base + at },
+    );
+  };
+  if (end > b.length) end = b.length;
+  const max = Number.MAX_SAFE_INTEGER;
+  for (let guard = 0; p < end && b[p] !== 0; guard++) {
+    if (guard > b.length) bad("too many mapping pairs", p);
+    const h = b[p]!;
+    const lenBytes = h & 0x0f, lcnBytes = h >> 4;
+    if (lenBytes > 6 || lcnBytes > 6) return undefined;
+    if (lenBytes === 0) bad("missing length in a mapping pair", p);
+    if (p + lenBytes >= end) bad("mapping pair runs past the attribute", p);
+    const length = signedLeSmall(b, p + 1, lenBytes);
+    if (length < 0) bad(`run length must not be negative, found ${length}`, p + 1);
+    let runLcn = -1;
+    if (lcnBytes) {
+      if (p + lenBytes + lcnBytes >= end) bad("mapping pair runs past the attribute", p);
+      // lcn is in [-1, 2^53) here and the delta below 2^47: the sum cannot wrap, and where it
+      // is inexact (past 2^53) it is rejected below, as the exact sum would be.
+      lcn = lcn + signedLeSmall(b, p + 1 + lenBytes, lcnBytes);
+      if (lcn < -1) bad(`run LCN ${lcn} is below -1`, p + 1 + lenBytes);
+      if (lcn !== -1 && length === 0) bad("zero-length run", p);
+      runLcn = lcn;
+    }
+    if (length > 0) {
+      if (length > max || vcn + length > max || runLcn > max) bad("run out of range", p);
+      runs.push({ vcn, lcn: runLcn, length });
+    }
+    vcn += length;
+    p += 1 + lenBytes + lcnBytes;
+  }
+  if (p >= end) bad("mapping pairs array has no terminator inside the attribute", p);
+  return runs;
+}
+
+/** {@linkcode decodeRunlist} with 64-bit BigInt arithmetic, for fields wider than 6 bytes. */
+function decodeRunlistExact(
+  b: Uint8Array,
+  start: number,
+  end: number,
+  lowestVcn: number,
+  base: number,
+): NtfsRun[] {
   const runs: NtfsRun[] = [];
   let vcn = BigInt(lowestVcn);
   let lcn = 0n;

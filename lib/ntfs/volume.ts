@@ -709,10 +709,11 @@ export class NtfsVolume {
     const count = this.recordCount;
     const last = count - 1;
     const perBatch = Math.max(1, Math.floor(MFT_BATCH / rs));
-    const batch = new Uint8Array(perBatch * rs);
     for (let first = 0; first < count; first += perBatch) {
       const n = Math.min(perBatch, count - first);
-      const buf = batch.subarray(0, n * rs);
+      // A fresh buffer per batch: the records yielded are views into it (fixups undone in
+      // place), so a caller may keep them, and no record costs an allocation of its own.
+      const buf = new Uint8Array(n * rs);
       let mapped = true;
       try {
         mapped = this.readRuns(this.mftRuns, first * rs, buf);
@@ -759,7 +760,7 @@ export class NtfsVolume {
           }
           continue;
         }
-        const bytes = rec.slice();
+        const bytes = rec;
         if (!header.inUse || header.isExtent) {
           if (options.all) yield { inode: ino, bytes, header, extents: new Map(), attributes: [] };
           continue;
@@ -862,15 +863,23 @@ export class NtfsVolume {
    * drops the bad clusters.
    */
   scan(
-    options: Pick<
-      NtfsWalkOptions,
-      | "onRecord"
-      | "onCorruptInode"
-      | "onCorruptAttributeList"
-      | "onOpenFailure"
-      | "onTornRecord"
-      | "onLog"
-    > = {},
+    options:
+      & Pick<
+        NtfsWalkOptions,
+        | "onRecord"
+        | "onCorruptInode"
+        | "onCorruptAttributeList"
+        | "onOpenFailure"
+        | "onTornRecord"
+        | "onLog"
+      >
+      & {
+        /**
+         * Called with every inode the walk yields, before its runs are counted: lets a caller
+         * compute more per-inode totals in the same pass (the walk is the scan's main cost).
+         */
+        onInode?: (inode: NtfsWalkInode) => void;
+      } = {},
   ): NtfsScan {
     interface R {
       start: number;
@@ -885,7 +894,9 @@ export class NtfsVolume {
     let order = 0;
     const nr = this.nrClusters;
     let badClus: NtfsWalkInode | undefined;
+    const onInode = options.onInode;
     for (const ino of this.walk(options)) {
+      onInode?.(ino);
       if (ino.inode === SystemFile.BAD_CLUS) badClus = ino;
       for (const wa of ino.attributes) {
         const a = wa.attr;
