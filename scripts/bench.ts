@@ -7,9 +7,9 @@
  * which targets are met) and writes it to docs/performance.md. Bench code is not part of the
  * test suite; nothing asserts a time.
  *
- * Every timed command starts from the same state: its output is removed and `sync` flushes the
- * dirty pages of the previous run before the clock starts, so no run pays for another's
- * writeback or unlink.
+ * Every timed command starts from the same state: its input is read into the page cache, its
+ * output is removed and `sync` flushes the dirty pages of the previous run before the clock
+ * starts, so no run pays for another's writeback or unlink, or for a cold input.
  *
  * Needs root (for the ntfs-3g mount that fills the NTFS image), e2fsprogs, ntfs-3g, qemu-utils.
  *
@@ -56,11 +56,17 @@ const have = (t: string) => {
 const TIME = have("/usr/bin/time") ? "/usr/bin/time" : undefined;
 
 /**
- * Runs `cmd` once after removing `outputs` and flushing dirty pages (untimed); returns wall ms and
- * peak RSS in KiB (when /usr/bin/time exists).
+ * Runs `cmd` once after reading `input` into the page cache, removing `outputs` and flushing
+ * dirty pages (all untimed); returns wall ms and peak RSS in KiB (when /usr/bin/time exists).
  */
-function measure(cmd: string, outputs: readonly string[] = []): { ms: number; rssKiB?: number } {
-  sh(`rm -f ${outputs.join(" ")}; sync`);
+function measure(
+  cmd: string,
+  outputs: readonly string[] = [],
+  input?: string,
+): { ms: number; rssKiB?: number } {
+  // Untimed: the input back in the page cache (other work on the machine may have evicted it),
+  // the outputs of the last run removed and every dirty page written back.
+  sh(`${input ? `cat ${input} > /dev/null; ` : ""}rm -f ${outputs.join(" ")}; sync`);
   const wrapped = TIME ? `${TIME} -f '__RSS %M' bash -c ${JSON.stringify(cmd)}` : cmd;
   const t0 = performance.now();
   const o = new Deno.Command("bash", { args: ["-c", wrapped], stdout: "null", stderr: "piped" })
@@ -160,6 +166,8 @@ interface Job {
    * fdatasync (the default cache mode of convert never flushes).
    */
   ceiling?: string;
+  /** The file every command reads, put back in the page cache before each run (untimed). */
+  input?: string;
   /** Files each command replaces (removed before it runs, untimed). */
   outputs?: [string[], string[]];
   /** File whose allocated size is the "used data" moved (default: the ours output). */
@@ -181,6 +189,7 @@ const jobs: Job[] = [
   },
   {
     name: "e2image -r",
+    input: ext4,
     kind: "metadata",
     ours: `${fs} e2image -r ${ext4} ${o1}`,
     native: `e2image -r ${ext4} ${o2}`,
@@ -189,6 +198,7 @@ const jobs: Job[] = [
   },
   {
     name: "e2image -ra",
+    input: ext4,
     kind: "data",
     ours: `${fs} e2image -ra ${ext4} ${o1}`,
     native: `e2image -ra ${ext4} ${o2}`,
@@ -199,6 +209,7 @@ const jobs: Job[] = [
   },
   {
     name: "e2image -Q",
+    input: ext4,
     kind: "metadata",
     ours: `${fs} e2image -Q ${ext4} ${o1}`,
     native: `e2image -Q ${ext4} ${o2}`,
@@ -207,6 +218,7 @@ const jobs: Job[] = [
   },
   {
     name: "e2image -Qa",
+    input: ext4,
     kind: "data",
     ours: `${fs} e2image -Qa ${ext4} ${o1}`,
     native: `e2image -Qa ${ext4} ${o2}`,
@@ -217,6 +229,7 @@ const jobs: Job[] = [
   },
   {
     name: "e2image -I",
+    input: norm,
     kind: "metadata",
     ours: `${fs} e2image -I ${target} ${norm}`,
     native: `e2image -I ${target} ${norm}`,
@@ -226,6 +239,7 @@ const jobs: Job[] = [
   },
   {
     name: "e2image -r, 200k inodes",
+    input: manyInodes,
     kind: "metadata",
     ours: `${fs} e2image -r ${manyInodes} ${o1}`,
     native: `e2image -r ${manyInodes} ${o2}`,
@@ -244,6 +258,7 @@ const jobs: Job[] = [
   },
   {
     name: "QCOW2 → raw (e2image -r)",
+    input: qcow,
     kind: "data",
     ours: `${fs} e2image -r ${qcow} ${o1}`,
     native: `e2image -r ${qcow} ${o2}`,
@@ -254,6 +269,7 @@ const jobs: Job[] = [
   },
   {
     name: "ntfsclone clone to file",
+    input: ntfs,
     kind: "data",
     ours: `${fs} ntfsclone -q -O ${o1} ${ntfs}`,
     native: `ntfsclone -q -O ${o2} ${ntfs}`,
@@ -264,6 +280,7 @@ const jobs: Job[] = [
   },
   {
     name: "ntfsclone --save-image to file",
+    input: ntfs,
     kind: "data",
     ours: `${fs} ntfsclone -q -s -O ${o1} ${ntfs}`,
     native: `ntfsclone -q -s -O ${o2} ${ntfs}`,
@@ -274,6 +291,7 @@ const jobs: Job[] = [
   },
   {
     name: "ntfsclone --save-image to stdout",
+    input: ntfs,
     kind: "data",
     ours: `${fs} ntfsclone -q -s -o - ${ntfs} | cat > /dev/null`,
     native: `ntfsclone -q -s -o - ${ntfs} | cat > /dev/null`,
@@ -284,6 +302,7 @@ const jobs: Job[] = [
   },
   {
     name: "ntfsclone --restore-image",
+    input: nimg,
     kind: "data",
     ours: `${fs} ntfsclone -q -r -O ${o1} ${nimg}`,
     native: `ntfsclone -q -r -O ${o2} ${nimg}`,
@@ -294,6 +313,7 @@ const jobs: Job[] = [
   },
   {
     name: "ntfsclone --metadata",
+    input: ntfs,
     kind: "metadata",
     ours: `${fs} ntfsclone -q -m -O ${o1} ${ntfs}`,
     native: `ntfsclone -q -m -O ${o2} ${ntfs}`,
@@ -314,16 +334,16 @@ for (const j of jobs) {
   const rssO: number[] = [], rssN: number[] = [];
   try {
     // Warm the page cache and check that every command works.
-    measure(j.ours, outO);
-    measure(j.native, outN);
-    if (j.ceiling) measure(j.ceiling, [o3]);
+    measure(j.ours, outO, j.input);
+    measure(j.native, outN, j.input);
+    if (j.ceiling) measure(j.ceiling, [o3], j.input);
     for (let i = 0; i < RUNS; i++) {
-      const a = measure(j.ours, outO), b = measure(j.native, outN);
+      const a = measure(j.ours, outO, j.input), b = measure(j.native, outN, j.input);
       ours.push(a.ms);
       native.push(b.ms);
       if (a.rssKiB) rssO.push(a.rssKiB);
       if (b.rssKiB) rssN.push(b.rssKiB);
-      if (j.ceiling) ceil.push(measure(j.ceiling, [o3]).ms);
+      if (j.ceiling) ceil.push(measure(j.ceiling, [o3], j.input).ms);
     }
   } catch (e) {
     rows.push(
@@ -388,9 +408,10 @@ const table = [
     new Date().toISOString().slice(0, 10)
   } with Deno ${Deno.version.deno}, ${cpu}, ${navigator.hardwareConcurrency} cores, Linux ${kernel}.`,
   `Each job ran ${RUNS} times alternately with fsimage, the native tool and (for data-copying jobs)`,
-  "`qemu-img convert` on the same image; the table gives medians. The page cache is warm; before",
-  "every timed command its output is removed and `sync` flushes the previous run's dirty pages",
-  "(untimed). fsimage runs as `deno run -A main.ts`, so its times include Deno's startup (first row).",
+  "`qemu-img convert` on the same image; the table gives medians. Before every timed command its",
+  "input is read into the page cache, its output is removed and `sync` flushes the previous run's",
+  "dirty pages (untimed; the 8 TiB image is not pre-read). fsimage runs as `deno run -A main.ts`,",
+  "so its times include Deno's startup (first row).",
   "",
   `Inputs: ${SIZE_GIB} GiB ext4 and NTFS images with ~${
     (dataBytes / 2 ** 30).toFixed(1)
