@@ -296,35 +296,52 @@ export function parseAttributes(
   const out: NtfsAttribute[] = [];
   const inUse = header.bytesInUse;
   let p = header.attrsOffset;
-  const stop = (at: number, why: string) => {
-    options.onTruncated?.(
-      new CorruptImageError(
-        `Cannot read NTFS MFT record: ${why} (byte 0x${(base + at).toString(16)})`,
-        {
-          format: "ntfs",
-          structure: "MFT record",
-          offset: base + at,
-        },
-      ),
-    );
-    return out;
-  };
+  const onTruncated = options.onTruncated;
   for (let guard = 0; guard <= rec.length; guard++) {
-    if (p + 8 > rec.length) return stop(p, "attribute header runs past the record");
+    if (p + 8 > rec.length) {
+      return truncatedAt(out, base, p, "attribute header runs past the record", onTruncated);
+    }
     const space = inUse - p;
     const type = u32(rec, p), length = u32(rec, p + 4);
     if ((space < 24 || space < length) && !(space >= 4 && type === AttrType.END)) {
-      return stop(p, `attribute of ${length} bytes does not fit in bytes_in_use`);
+      return truncatedAt(
+        out,
+        base,
+        p,
+        `attribute of ${length} bytes does not fit in bytes_in_use`,
+        onTruncated,
+      );
     }
     if (type === AttrType.END) return out;
-    if (length === 0) return stop(p, "attribute length is zero");
+    if (length === 0) return truncatedAt(out, base, p, "attribute length is zero", onTruncated);
     if (p + Math.max(length, 24) > rec.length) {
-      return stop(p, `attribute length ${length} is invalid`);
+      return truncatedAt(out, base, p, `attribute length ${length} is invalid`, onTruncated);
     }
     out.push(parseAttributeAt(rec, p, type, length, base, true, cs));
     p += length;
   }
-  return stop(p, "too many attributes");
+  return truncatedAt(out, base, p, "too many attributes", onTruncated);
+}
+
+/** Ends a lenient attribute list early: reports where and why, returns what was parsed. */
+function truncatedAt(
+  out: NtfsAttribute[],
+  base: number,
+  at: number,
+  why: string,
+  onTruncated: ((error: CorruptImageError) => void) | undefined,
+): NtfsAttribute[] {
+  onTruncated?.(
+    new CorruptImageError(
+      `Cannot read NTFS MFT record: ${why} (byte 0x${(base + at).toString(16)})`,
+      {
+        format: "ntfs",
+        structure: "MFT record",
+        offset: base + at,
+      },
+    ),
+  );
+  return out;
 }
 
 function parseAttributesStrict(

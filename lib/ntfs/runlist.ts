@@ -53,6 +53,13 @@ export function decodeRunlist(
     decodeRunlistExact(b, start, end, lowestVcn, base);
 }
 
+function badPair(why: string, at: number, base: number): never {
+  throw new CorruptImageError(
+    `Cannot read NTFS runlist: ${why} (byte 0x${(base + at).toString(16)})`,
+    { format: "ntfs", structure: "runlist", field: "mapping_pairs", offset: base + at },
+  );
+}
+
 /** Reads `n` bytes (1..6) as a signed little-endian number: exact, as `signedLe`. */
 function signedLeSmall(b: Uint8Array, off: number, n: number): number {
   let v = (b[off + n - 1]! << 24) >> 24; // sign from the top byte
@@ -77,41 +84,35 @@ function decodeRunlistFast(
   let vcn = lowestVcn;
   let lcn = 0;
   let p = start;
-  const bad = (why: string, at: number): never => {
-    throw new CorruptImageError(
-      `Cannot read NTFS runlist: ${why} (byte 0x${(base + at).toString(16)})`,
-      { format: "ntfs", structure: "runlist", field: "mapping_pairs", offset: base + at },
-    );
-  };
   if (end > b.length) end = b.length;
   const max = Number.MAX_SAFE_INTEGER;
   for (let guard = 0; p < end && b[p] !== 0; guard++) {
-    if (guard > b.length) bad("too many mapping pairs", p);
+    if (guard > b.length) badPair("too many mapping pairs", p, base);
     const h = b[p]!;
     const lenBytes = h & 0x0f, lcnBytes = h >> 4;
     if (lenBytes > 6 || lcnBytes > 6) return undefined;
-    if (lenBytes === 0) bad("missing length in a mapping pair", p);
-    if (p + lenBytes >= end) bad("mapping pair runs past the attribute", p);
+    if (lenBytes === 0) badPair("missing length in a mapping pair", p, base);
+    if (p + lenBytes >= end) badPair("mapping pair runs past the attribute", p, base);
     const length = signedLeSmall(b, p + 1, lenBytes);
-    if (length < 0) bad(`run length must not be negative, found ${length}`, p + 1);
+    if (length < 0) badPair(`run length must not be negative, found ${length}`, p + 1, base);
     let runLcn = -1;
     if (lcnBytes) {
-      if (p + lenBytes + lcnBytes >= end) bad("mapping pair runs past the attribute", p);
+      if (p + lenBytes + lcnBytes >= end) badPair("mapping pair runs past the attribute", p, base);
       // lcn is in [-1, 2^53) here and the delta below 2^47: the sum cannot wrap, and where it
       // is inexact (past 2^53) it is rejected below, as the exact sum would be.
       lcn = lcn + signedLeSmall(b, p + 1 + lenBytes, lcnBytes);
-      if (lcn < -1) bad(`run LCN ${lcn} is below -1`, p + 1 + lenBytes);
-      if (lcn !== -1 && length === 0) bad("zero-length run", p);
+      if (lcn < -1) badPair(`run LCN ${lcn} is below -1`, p + 1 + lenBytes, base);
+      if (lcn !== -1 && length === 0) badPair("zero-length run", p, base);
       runLcn = lcn;
     }
     if (length > 0) {
-      if (length > max || vcn + length > max || runLcn > max) bad("run out of range", p);
+      if (length > max || vcn + length > max || runLcn > max) badPair("run out of range", p, base);
       runs.push({ vcn, lcn: runLcn, length });
     }
     vcn += length;
     p += 1 + lenBytes + lcnBytes;
   }
-  if (p >= end) bad("mapping pairs array has no terminator inside the attribute", p);
+  if (p >= end) badPair("mapping pairs array has no terminator inside the attribute", p, base);
   return runs;
 }
 

@@ -269,8 +269,23 @@ export class NtfsVolume {
   readonly bitmapInitialized: number;
 
   #log?: (line: string) => void;
+  /** Set by {@linkcode NtfsVolume.#lenientParse} when a record's attributes end early. */
+  #truncated = false;
+  /** The walk's parse options, made once (the walk parses every record with them). */
+  readonly #lenientParse: {
+    lenient: true;
+    onTruncated: () => void;
+    clusterSize: number;
+  };
 
   private constructor(source: Source, boot: NtfsBootSector) {
+    this.#lenientParse = {
+      lenient: true,
+      onTruncated: () => {
+        this.#truncated = true;
+      },
+      clusterSize: boot.clusterSize,
+    };
     this.source = source;
     this.boot = boot;
     this.clusterSize = boot.clusterSize;
@@ -736,8 +751,9 @@ export class NtfsVolume {
           }
           rec = b;
         }
-        const torn = describeTornRecord(rec);
         if (undoFixups(rec) === "torn") {
+          // undoFixups leaves a torn record as read: describe it now.
+          const torn = describeTornRecord(rec);
           if (torn) options.onTornRecord?.(torn);
           continue;
         }
@@ -782,12 +798,9 @@ export class NtfsVolume {
     const onCorruptList = options.onCorruptAttributeList;
     // libntfs logs "Corrupt inode" when a lookup or the walk actually reaches the malformed
     // attribute: in ntfs_inode_open's lookups, or after every attribute before it was walked.
-    let truncated = false;
-    const attrs = parseAttributes(bytes, header, base, {
-      lenient: true,
-      onTruncated: () => (truncated = true),
-      clusterSize: this.clusterSize,
-    });
+    this.#truncated = false;
+    const attrs = parseAttributes(bytes, header, base, this.#lenientParse);
+    const truncated = this.#truncated;
     const onTruncated = () => onCorrupt?.(ino);
     const failure = inodeOpenFailure(attrs, truncated);
     if (failure !== undefined) {
