@@ -645,6 +645,9 @@ function cloneNtfs(
     if (bad.has(offset)) rescueCluster(run, src, offset, data, bps);
     patch?.(offset, data);
   };
+  // Under -q the progress prints nothing: the per-cluster hook only matters for a new serial
+  // (and, in a raw clone, for the clusters --rescue re-reads).
+  const eachCluster = !opts.quiet || patch !== undefined;
   const onReadError = (offset: number): boolean => {
     p.advanceTo(counterOf(Math.floor(offset / cs)));
     if (!opts.rescue) diskFaulty(run);
@@ -665,7 +668,7 @@ function cloneNtfs(
       saveWithExtras(run, vol, sink, header, used, extra, onCluster);
     } else {
       saveImage(src, sink, used, header, {
-        transform: onCluster,
+        ...(eachCluster ? { transform: onCluster } : {}),
         onReadError: (_e, offset, cluster) => {
           onReadError(offset);
           bad.delete(offset);
@@ -700,7 +703,7 @@ function cloneNtfs(
       size: end,
       blockSize: cs,
       skipZeroBlocks: false,
-      transform: onCluster,
+      ...(eachCluster || opts.rescue ? { transform: onCluster } : {}),
       onReadError: (_e, offset) => onReadError(offset),
     });
   }
