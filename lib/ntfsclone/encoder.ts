@@ -127,6 +127,40 @@ export class NtfscloneEncoderCore {
     } while (p < data.length);
   }
 
+  /**
+   * Prepares `n` full-size NEXT records in place (the fast path of {@linkcode saveImage}):
+   * returns the `n * clusterSize` bytes where the caller puts the payloads, contiguously, before
+   * calling {@linkcode NtfscloneEncoderCore.spreadClusters} with the same `n`. Returns undefined
+   * (and changes nothing) when any of the `n` clusters is short (the backup-boot cluster at the
+   * device end), passes `nrClusters`, or the buffer cannot hold the `n` records.
+   */
+  reserveClusters(n: number): Uint8Array | undefined {
+    this.#live();
+    const cs = this.#cs, pos = this.#pos;
+    if (n < 1 || pos + n - 1 > this.#nr || (pos + n) * cs >= this.#dev) return undefined;
+    const need = n * (cs + 1);
+    if (need > this.#buf.length) return undefined;
+    if (this.#buf.length - this.#len < need) this.#flush();
+    // Payloads go to the tail of the records' space, so that spreading them forward (each
+    // moved down by the command bytes before it) never overwrites one not yet moved.
+    const at = this.#len + n;
+    return this.#buf.subarray(at, at + n * cs);
+  }
+
+  /** Turns the `n` payloads placed by {@linkcode NtfscloneEncoderCore.reserveClusters} into records. */
+  spreadClusters(n: number): void {
+    const cs = this.#cs, b = this.#buf, len = this.#len;
+    const src = len + n;
+    for (let i = 0; i < n; i++) {
+      const to = len + i * (cs + 1);
+      b.copyWithin(to + 1, src + i * cs, src + (i + 1) * cs);
+      b[to] = 1; // CMD_NEXT
+    }
+    this.#len = len + n * (cs + 1);
+    this.#pos += n;
+    this.#clusters += n;
+  }
+
   gap(count: number): void {
     this.#live();
     if (!Number.isSafeInteger(count)) throw new RangeError(`Invalid gap count ${count}`);
@@ -344,9 +378,20 @@ export function saveImage(
     total += e.count;
   }
   const bufferSize = options.bufferSize ?? DEFAULT_WRITE_BUFFER_SIZE;
-  const writer = new NtfscloneImageWriter(sink, header, { bufferSize });
   const perBatch = Math.max(1, Math.floor(bufferSize / cs));
-  const buf = new Uint8Array(perBatch * cs);
+  // Room for one batch of records (payloads plus their command bytes): a batch is read
+  // straight into the image buffer and spread into records in place, with no second copy.
+  let at = sink.kind === "stream" ? sink.size : 0;
+  const writer = new NtfscloneEncoderCore(
+    header,
+    (chunk) => {
+      sink.writeAt(at, chunk);
+      at += chunk.length;
+    },
+    Math.max(bufferSize, perBatch * (cs + 1)),
+    false,
+  );
+  let buf: Uint8Array | undefined; // for the batches that take the general path
   const res: SaveResult = {
     imageSize: 0,
     clusters: 0,
@@ -410,7 +455,22 @@ export function saveImage(
     while (lcn < stop) {
       const n = Math.min(perBatch, stop - lcn);
       const off = lcn * cs;
+      const direct = writer.reserveClusters(n);
+      if (direct) {
+        readBatch(off, direct);
+        if (options.transform) {
+          for (let p = 0; p < direct.length; p += cs) {
+            options.transform(off + p, direct.subarray(p, p + cs));
+          }
+        }
+        writer.spreadClusters(n);
+        lcn += n;
+        done += n;
+        options.onProgress?.(done, total);
+        continue;
+      }
       const len = Math.min(n * cs, header.deviceSize - off);
+      buf ??= new Uint8Array(perBatch * cs);
       const chunk = buf.subarray(0, len);
       if (len > 0) readBatch(off, chunk);
       if (options.transform) {
