@@ -37,8 +37,9 @@ function makeTables32c(): Uint32Array {
   return t;
 }
 
-const T16 = makeTable16();
-const T32 = makeTables32c();
+// Built on first use, so commands that never checksum do not pay for them at startup.
+let T16: Uint16Array | undefined;
+let T32: Uint32Array | undefined;
 
 /**
  * Continues a reflected CRC-16 (polynomial 0x8005) over `data`, starting from register `crc`.
@@ -52,8 +53,9 @@ const T32 = makeTables32c();
  * ```
  */
 export function crc16(crc: number, data: Uint8Array): number {
+  const t = T16 ??= makeTable16();
   let c = crc & 0xffff;
-  for (let i = 0; i < data.length; i++) c = (c >>> 8) ^ T16[(c ^ data[i]!) & 0xff]!;
+  for (let i = 0; i < data.length; i++) c = (c >>> 8) ^ t[(c ^ data[i]!) & 0xff]!;
   return c;
 }
 
@@ -69,18 +71,19 @@ export function crc16(crc: number, data: Uint8Array): number {
  * ```
  */
 export function crc32cUpdate(crc: number, data: Uint8Array): number {
+  const T = T32 ??= makeTables32c();
   let c = crc >>> 0;
   let i = 0;
   const n = data.length;
   const end8 = n - (n & 7);
   for (; i < end8; i += 8) {
     const lo = c ^ (data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24));
-    c = T32[7 * 256 + (lo & 0xff)]! ^ T32[6 * 256 + ((lo >>> 8) & 0xff)]! ^
-      T32[5 * 256 + ((lo >>> 16) & 0xff)]! ^ T32[4 * 256 + (lo >>> 24)]! ^
-      T32[3 * 256 + data[i + 4]!]! ^ T32[2 * 256 + data[i + 5]!]! ^
-      T32[256 + data[i + 6]!]! ^ T32[data[i + 7]!]!;
+    c = T[7 * 256 + (lo & 0xff)]! ^ T[6 * 256 + ((lo >>> 8) & 0xff)]! ^
+      T[5 * 256 + ((lo >>> 16) & 0xff)]! ^ T[4 * 256 + (lo >>> 24)]! ^
+      T[3 * 256 + data[i + 4]!]! ^ T[2 * 256 + data[i + 5]!]! ^
+      T[256 + data[i + 6]!]! ^ T[data[i + 7]!]!;
   }
-  for (; i < n; i++) c = (c >>> 8) ^ T32[(c ^ data[i]!) & 0xff]!;
+  for (; i < n; i++) c = (c >>> 8) ^ T[(c ^ data[i]!) & 0xff]!;
   return c >>> 0;
 }
 
