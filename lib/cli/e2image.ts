@@ -45,6 +45,7 @@ import {
 } from "../errors.ts";
 import { probeQcow2, Qcow2Reader, writeQcow2 } from "../qcow2/mod.ts";
 import { scrubExt } from "../ext/scrub.ts";
+import { unixPastEndMessage } from "../ext/mod.ts";
 import { probeOtherFilesystem } from "./e2image_probe.ts";
 import { writeNormalImage } from "../e2image/normal.ts";
 import { installNormalImage } from "../e2image/install.ts";
@@ -490,7 +491,10 @@ function run(
       }
       // libext2fs takes the superblock number as an int.
       const sbNum = Number(BigInt.asIntN(32, p.superblock));
+      // A read past the end fails as Linux's unix_io makes it fail for this kind of source.
+      const kind = source instanceof Qcow2Reader ? "file" : rawSource.kind;
       volume = openE2imageVolume(source, {
+        pastEndMessage: (off) => unixPastEndMessage(kind, off + srcOffset),
         ...(sbNum ? { superblock: sbNum } : {}),
         ...(p.blockSize ? { blockSize: Number(BigInt.asUintN(32, p.blockSize)) } : {}),
       });

@@ -40,7 +40,7 @@ export type BlockScrambler = (
 /** Opens the filesystem on `source`; throws the ext module's errors. */
 export function openE2imageVolume(
   source: Source,
-  options: { superblock?: number; blockSize?: number },
+  options: { superblock?: number; blockSize?: number; pastEndMessage?: (offset: number) => string },
 ): E2imageVolume {
   return ExtVolume.open(source, options);
 }
