@@ -75,6 +75,8 @@ export interface E2imageRuntime {
   mountTable?: () => MountEntry[] | undefined;
   /** Revoke permissions once the files are open (default true). */
   dropPermissions?: boolean;
+  /** Wraps the opened source, e.g. in a FaultySource to test read errors. */
+  wrapSource?: (source: Source) => Source;
 }
 
 /** Ends the command with a status after its message has been printed. */
@@ -454,7 +456,8 @@ function run(
     throw new Exit(1);
   }
   const srcOffset = asNumber(p.srcOffset, "Source offset");
-  let source: Source = srcOffset ? new WindowSource(rawSource, srcOffset) : rawSource;
+  const opened: Source = runtime.wrapSource ? runtime.wrapSource(rawSource) : rawSource;
+  let source: Source = srcOffset ? new WindowSource(opened, srcOffset) : opened;
 
   // e2image -r with a QCOW2 file as input converts it back to raw. The real tool reads only
   // version 2; fsimage reads every version qemu-img writes (compressed clusters included).

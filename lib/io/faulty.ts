@@ -41,7 +41,8 @@ export class FaultySource implements Source {
       if (b.offset < end && offset < b.offset + b.length) {
         this.failures++;
         const at = Math.max(offset, b.offset);
-        throw new ReadError(this.name, at, buf.length, "Input/output error");
+        const cause = Object.assign(new Error("Input/output error"), { code: "EIO" });
+        throw new ReadError(this.name, at, buf.length, "Input/output error", { cause });
       }
     }
     return this.#inner.readAt(offset, buf);
