@@ -168,3 +168,31 @@ export interface PrivacyWriter {
   /** Writes all of `data` at byte `offset`. */
   writeAt(offset: number, data: Uint8Array): void;
 }
+
+/**
+ * The longest run of printable ASCII (at least 4 characters, at most 64) in `b`, as a sample of
+ * what a finding holds; "" when there is none. With `stride` 2 the bytes are read as UTF-16LE
+ * code units, at both alignments.
+ *
+ * @example
+ * ```ts
+ * import { printableRun } from "./privacy.ts";
+ * console.assert(printableRun(new TextEncoder().encode("\x01\x02secret\x00ab")) === "secret");
+ * ```
+ */
+export function printableRun(b: Uint8Array, stride: 1 | 2 = 1): string {
+  let best = "";
+  for (let start = 0; start < stride; start++) {
+    let cur = "";
+    for (let i = start; i + stride - 1 < b.length && best.length < 64; i += stride) {
+      const c = stride === 1 ? b[i]! : b[i]! | (b[i + 1]! << 8);
+      if (c >= 0x20 && c < 0x7f) cur += String.fromCharCode(c);
+      else {
+        if (cur.length > best.length) best = cur;
+        cur = "";
+      }
+    }
+    if (cur.length > best.length) best = cur;
+  }
+  return best.length >= 4 ? best : "";
+}

@@ -8,11 +8,16 @@
  *
  * @module
  */
-import type { PrivacyWriter } from "../_internal/privacy.ts";
 import { CorruptImageError } from "../errors.ts";
 import type { Source } from "../io/types.ts";
 import { isZero, put16, put32be, u16, u32, u32be } from "../_internal/bytes.ts";
-import { type FindingCollector, looksScrambled, scrambledName } from "../_internal/privacy.ts";
+import {
+  type FindingCollector,
+  looksScrambled,
+  printableRun,
+  type PrivacyWriter,
+  scrambledName,
+} from "../_internal/privacy.ts";
 import { COMPAT, INCOMPAT, RO_COMPAT } from "./superblock.ts";
 import { BG_FLAGS } from "./group_desc.ts";
 import {
@@ -819,21 +824,6 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   o.set(a);
   o.set(b, a.length);
   return o;
-}
-
-/** The longest printable ASCII run of `b` (at least 4 characters), as a sample. */
-export function printableRun(b: Uint8Array): string {
-  let best = "", cur = "";
-  for (let i = 0; i < b.length && best.length < 64; i++) {
-    const c = b[i]!;
-    if (c >= 0x20 && c < 0x7f) cur += String.fromCharCode(c);
-    else {
-      if (cur.length > best.length) best = cur;
-      cur = "";
-    }
-  }
-  if (cur.length > best.length) best = cur;
-  return best.length >= 4 ? best : "";
 }
 
 function cString(b: Uint8Array): string {

@@ -8,11 +8,10 @@
  *
  * @module
  */
-import type { PrivacyWriter } from "../_internal/privacy.ts";
 import { CorruptImageError, ReadError } from "../errors.ts";
 import type { Source } from "../io/types.ts";
 import { isZero, put16, put32, u16, u32 } from "../_internal/bytes.ts";
-import type { FindingCollector } from "../_internal/privacy.ts";
+import { type FindingCollector, printableRun, type PrivacyWriter } from "../_internal/privacy.ts";
 import { protectFixups, undoFixups } from "./fixup.ts";
 import {
   AttrType,
@@ -771,35 +770,12 @@ function fillXUtf16(b: Uint8Array): void {
 
 /** The longest printable UTF-16LE run (≥ 4 characters) of `b`. */
 function sampleUtf16(b: Uint8Array): string {
-  let best = "", cur = "";
-  for (let start = 0; start < 2; start++) {
-    cur = "";
-    for (let i = start; i + 1 < b.length && best.length < 64; i += 2) {
-      const c = b[i]! | (b[i + 1]! << 8);
-      if (c >= 0x20 && c < 0x7f) cur += String.fromCharCode(c);
-      else {
-        if (cur.length > best.length) best = cur;
-        cur = "";
-      }
-    }
-    if (cur.length > best.length) best = cur;
-  }
-  return best.length >= 4 ? best : "";
+  return printableRun(b, 2);
 }
 
-/** The longest printable ASCII run (≥ 4 characters) of `b`. */
+/** The longest printable ASCII run (≥ 4 characters) of `b`, or its length. */
 function sampleBytes(b: Uint8Array): string {
-  let best = "", cur = "";
-  for (let i = 0; i < b.length && best.length < 64; i++) {
-    const c = b[i]!;
-    if (c >= 0x20 && c < 0x7f) cur += String.fromCharCode(c);
-    else {
-      if (cur.length > best.length) best = cur;
-      cur = "";
-    }
-  }
-  if (cur.length > best.length) best = cur;
-  return best.length >= 4 ? best : `${b.length} bytes`;
+  return printableRun(b) || `${b.length} bytes`;
 }
 
 /**
