@@ -6,13 +6,13 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { FsimageError } from "../errors.ts";
 import type { Source } from "../io/types.ts";
 import { auditExt } from "../ext/audit.ts";
 import { auditNtfs } from "../ntfs/audit.ts";
 import { probeQcow2, Qcow2Reader } from "../qcow2/reader.ts";
 import { PRIVACY_KIND_TEXT, type PrivacyFinding } from "../_internal/privacy.ts";
+import { parseCommandLine } from "./args.ts";
 import type { CommandContext } from "./context.ts";
 import { CliError, dropPermissions, openInput } from "./open.ts";
 
@@ -62,28 +62,14 @@ export function formatFindings(findings: readonly PrivacyFinding[], samples = tr
 
 /** Runs `fsimage audit` (see the usage text). */
 export function auditCommand(args: string[], ctx: CommandContext): number {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        json: { type: "boolean" },
-        strict: { type: "boolean" },
-        "free-space": { type: "boolean" },
-        quiet: { type: "boolean", short: "q" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (e) {
-    ctx.stderr.write(`${ctx.programName}: ${(e as Error).message}\n${USAGE}`);
-    return 2;
-  }
+  const parsed = parseCommandLine(args, ctx, USAGE, {
+    json: { type: "boolean" },
+    strict: { type: "boolean" },
+    "free-space": { type: "boolean" },
+    quiet: { type: "boolean", short: "q" },
+  });
+  if (typeof parsed === "number") return parsed;
   const { values, positionals } = parsed;
-  if (values.help) {
-    ctx.stdout.write(USAGE);
-    return 0;
-  }
   if (positionals.length !== 1) {
     ctx.stderr.write(USAGE);
     return 2;

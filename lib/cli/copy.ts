@@ -6,7 +6,6 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import {
   copyExtents,
   copyStream,
@@ -16,6 +15,7 @@ import {
   WindowSink,
   WindowSource,
 } from "../io/mod.ts";
+import { parseCommandLine } from "./args.ts";
 import type { CommandContext } from "./context.ts";
 import {
   CliError,
@@ -56,33 +56,19 @@ function num(v: string | undefined, name: string): number | undefined {
 
 /** Runs `fsimage copy` (see the usage text). */
 export function copyCommand(args: string[], ctx: CommandContext): number {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        force: { type: "boolean", short: "f" },
-        check: { type: "boolean", short: "c" },
-        "no-action": { type: "boolean", short: "n" },
-        progress: { type: "boolean", short: "p" },
-        quiet: { type: "boolean", short: "q" },
-        "source-offset": { type: "string", short: "o" },
-        "dest-offset": { type: "string", short: "O" },
-        length: { type: "string", short: "l" },
-        "block-size": { type: "string", short: "B" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (e) {
-    ctx.stderr.write(`${ctx.programName}: ${(e as Error).message}\n${USAGE}`);
-    return 2;
-  }
+  const parsed = parseCommandLine(args, ctx, USAGE, {
+    force: { type: "boolean", short: "f" },
+    check: { type: "boolean", short: "c" },
+    "no-action": { type: "boolean", short: "n" },
+    progress: { type: "boolean", short: "p" },
+    quiet: { type: "boolean", short: "q" },
+    "source-offset": { type: "string", short: "o" },
+    "dest-offset": { type: "string", short: "O" },
+    length: { type: "string", short: "l" },
+    "block-size": { type: "string", short: "B" },
+  });
+  if (typeof parsed === "number") return parsed;
   const o = parsed.values;
-  if (o.help) {
-    ctx.stdout.write(USAGE);
-    return 0;
-  }
   if (parsed.positionals.length !== 2) {
     ctx.stderr.write(USAGE);
     return 2;

@@ -6,12 +6,12 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { FsimageError } from "../errors.ts";
 import { scrubExt } from "../ext/scrub.ts";
 import { scrubNtfs } from "../ntfs/scrub.ts";
 import { auditExt } from "../ext/audit.ts";
 import { auditNtfs } from "../ntfs/audit.ts";
+import { parseCommandLine } from "./args.ts";
 import type { CommandContext } from "./context.ts";
 import { CliError, dropPermissions, openOutput } from "./open.ts";
 import { detectFormat, formatFindings } from "./audit.ts";
@@ -33,28 +33,14 @@ Exit status: 0 scrubbed and clean, 1 error or content left, 2 usage error.
 
 /** Runs `fsimage scrub` (see the usage text). */
 export function scrubCommand(args: string[], ctx: CommandContext): number {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        "keep-data": { type: "boolean" },
-        "free-space": { type: "boolean" },
-        json: { type: "boolean" },
-        quiet: { type: "boolean", short: "q" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (e) {
-    ctx.stderr.write(`${ctx.programName}: ${(e as Error).message}\n${USAGE}`);
-    return 2;
-  }
+  const parsed = parseCommandLine(args, ctx, USAGE, {
+    "keep-data": { type: "boolean" },
+    "free-space": { type: "boolean" },
+    json: { type: "boolean" },
+    quiet: { type: "boolean", short: "q" },
+  });
+  if (typeof parsed === "number") return parsed;
   const { values, positionals } = parsed;
-  if (values.help) {
-    ctx.stdout.write(USAGE);
-    return 0;
-  }
   if (positionals.length !== 1 || positionals[0] === "-") {
     ctx.stderr.write(USAGE);
     return 2;
