@@ -512,21 +512,28 @@ export function badClusterLookup(run: NtfscloneRun, scan: NtfsScan): void {
 }
 
 /** check_dest_free_space for a regular file output. */
-function checkFreeSpace(run: NtfscloneRun, sink: FdSink, bytes: number): void {
+/**
+ * The free space of the output's file system, taken while the output's path may still be
+ * looked at (before the permissions are dropped); undefined when it does not apply or cannot
+ * be known.
+ */
+function destinationFree(run: NtfscloneRun, sink: FdSink): number | undefined {
   const { opts } = run;
-  if (opts.metadata || opts.blkdevOut || opts.stdOut || sink.kind !== "file") return;
+  if (opts.metadata || opts.blkdevOut || opts.stdOut || sink.kind !== "file") return undefined;
   const f = (fs as unknown as {
     statfsSync?: (p: string) => { bsize: number; bfree: number };
   }).statfsSync;
-  if (!f) return;
-  let st: { bsize: number; bfree: number };
+  if (!f) return undefined;
   try {
-    st = f(opts.output!);
+    const st = f(opts.output!);
+    return st.bsize * st.bfree;
   } catch {
-    return;
+    return undefined;
   }
-  const free = st.bsize * st.bfree;
-  if (free < bytes) {
+}
+
+function checkFreeSpace(run: NtfscloneRun, free: number | undefined, bytes: number): void {
+  if (free !== undefined && free < bytes) {
     errExit(
       run,
       `Destination doesn't have enough free space: ${megabytes(free)} MB < ${
@@ -993,6 +1000,7 @@ function cloneVolume(run: NtfscloneRun): number {
     if (!opts.stdOut && !image) {
       checkOutputDevice(run, sink, vol.nrClusters * vol.clusterSize + 512);
     }
+    const free = destinationFree(run, sink);
     dropAllPermissionsUnlessTest(run);
     if (opts.metadata) return runMetadataClone(run, vol, sink, deviceSize);
     const scan = scanVolume(run, vol);
@@ -1000,7 +1008,7 @@ function cloneVolume(run: NtfscloneRun): number {
     // Printed (and checked) before the bad clusters are dropped, as ntfsclone does.
     const counted = scan.inuse + scan.badInUse;
     run.out.write(diskUsageLine("", vol.clusterSize, vol.nrClusters, counted));
-    checkFreeSpace(run, sink, vol.clusterSize * counted);
+    checkFreeSpace(run, free, vol.clusterSize * counted);
     badClusterLookup(run, scan);
     if (scan.badClusters) {
       run.out.write(
