@@ -81,6 +81,24 @@ export interface NtfscloneRun {
   source?: Source;
 }
 
+/** The walk's hooks that print libntfs's log lines on stderr, as ntfsclone shows them. */
+export function libntfsLogHooks(run: NtfscloneRun): {
+  onCorruptInode: (n: number) => void;
+  onCorruptAttributeList: (n: number) => void;
+  onOpenFailure: (n: number, message: string) => void;
+  onTornRecord: (message: string) => void;
+  onLog: (line: string) => void;
+} {
+  const err = run.ctx.stderr;
+  return {
+    onCorruptInode: (n) => err.write(`ntfs_attr_find: Corrupt inode (${n}): Input/output error\n`),
+    onCorruptAttributeList: (n) => err.write(`Corrupt attribute list entry in MFT record ${n}\n`),
+    onOpenFailure: (_n, message) => err.write(`${message}\n`),
+    onTornRecord: (message) => err.write(`${message}: Input/output error\n`),
+    onLog: (line) => err.write(`${line}\n`),
+  };
+}
+
 /** Prints `ERROR: msg` and stops with status 1. */
 export function errExit(run: NtfscloneRun, msg: string): never {
   run.out.write(`ERROR: ${msg}`);
@@ -419,13 +437,7 @@ export function scanVolume(
     scan = vol.scan({
       ...(onInode ? { onInode } : {}),
       onRecord: (r) => (reached = r),
-      onCorruptInode: (n) =>
-        run.ctx.stderr.write(`ntfs_attr_find: Corrupt inode (${n}): Input/output error\n`),
-      onCorruptAttributeList: (n) =>
-        run.ctx.stderr.write(`Corrupt attribute list entry in MFT record ${n}\n`),
-      onOpenFailure: (_n, message) => run.ctx.stderr.write(`${message}\n`),
-      onTornRecord: (message) => run.ctx.stderr.write(`${message}: Input/output error\n`),
-      onLog: (line) => run.ctx.stderr.write(`${line}\n`),
+      ...libntfsLogHooks(run),
     });
   } catch (e) {
     scanProgress(p, 0, reached);

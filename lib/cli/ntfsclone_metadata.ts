@@ -22,6 +22,7 @@ import {
   badClusterLookup,
   diskFaulty,
   diskUsageLine,
+  libntfsLogHooks,
   type NtfscloneRun,
   rescueRead,
   scanVolume,
@@ -143,13 +144,7 @@ export function runMetadataClone(
     onDamagedIndex: () => out.write("ERROR(5): Damaged INDX record: Input/output error\n"),
     onCorruptRecord: () =>
       run.ctx.stderr.write("ntfs_attr_find: Corrupt inode (-1): Input/output error\n"),
-    onCorruptInode: (n) =>
-      run.ctx.stderr.write(`ntfs_attr_find: Corrupt inode (${n}): Input/output error\n`),
-    onCorruptAttributeList: (n) =>
-      run.ctx.stderr.write(`Corrupt attribute list entry in MFT record ${n}\n`),
-    onOpenFailure: (_n, message) => run.ctx.stderr.write(`${message}\n`),
-    onTornRecord: (message) => run.ctx.stderr.write(`${message}: Input/output error\n`),
-    onLog: (line) => run.ctx.stderr.write(`${line}\n`),
+    ...libntfsLogHooks(run),
     onExtra: () => {
       flushDups(Infinity);
       accountClusters(run, scan);
