@@ -190,6 +190,12 @@ export function copyExtents(
       res.bytesWritten += chunk.length;
       return;
     }
+    if (!skipZero && !cmp && !options.onWrite) {
+      // Nothing to decide block by block: one write for the whole batch.
+      if (!dry) sink.writeAt(off, chunk);
+      res.bytesWritten += chunk.length;
+      return;
+    }
     let cmpLen = 0;
     if (cmp) {
       cmpLen = sink.readAt!(off, cmp.subarray(0, chunk.length));
