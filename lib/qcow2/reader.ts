@@ -4,7 +4,7 @@
  *
  * @module
  */
-import * as zlib from "node:zlib";
+import { lazyZlib as zlib } from "../_internal/node_builtin.ts";
 import { CorruptImageError, UnsupportedFeatureError } from "../errors.ts";
 import type { ByteExtent } from "../_internal/extents.ts";
 import { u32be } from "../_internal/bytes.ts";

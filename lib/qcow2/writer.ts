@@ -28,7 +28,7 @@
  *
  * @module
  */
-import * as zlib from "node:zlib";
+import { lazyZlib as zlib } from "../_internal/node_builtin.ts";
 import { ReadError } from "../errors.ts";
 import type { BlockExtent, ByteExtent } from "../_internal/extents.ts";
 import { normalizeExtents, validateExtents } from "../_internal/extents.ts";
