@@ -23,3 +23,4 @@ export * from "./sparse.ts";
 export * from "./file.ts";
 export * from "../_internal/extents.ts";
 export * from "./overlay.ts";
+export * from "./writeback.ts";

@@ -71,6 +71,11 @@ export interface Sink {
   truncate?(length: number): void;
   /** Flushes to stable storage. */
   sync?(): void;
+  /**
+   * Starts flushing the data written so far to stable storage without blocking the caller
+   * (`fdatasync` on a worker thread); resolves when done. Absent where it means nothing.
+   */
+  syncDataAsync?(): Promise<void>;
   /** Releases the underlying handle; idempotent. */
   close(): void;
 }
