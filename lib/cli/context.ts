@@ -5,7 +5,7 @@
  *
  * @module
  */
-import * as fs from "node:fs";
+import { nodeFs } from "../_internal/node_builtin.ts";
 
 /** A text writer. */
 export interface TextWriter {
@@ -32,19 +32,26 @@ const enc = new TextEncoder();
 
 /**
  * A writer to a file descriptor that loops over short writes. A closed pipe (EPIPE) is
- * swallowed for stderr and rethrown for stdout, so the command can stop.
+ * swallowed for stderr and rethrown for stdout, so the command can stop. Descriptors 1 and 2
+ * are written through `Deno.stdout`/`Deno.stderr` (no `node:fs` to load); any other through
+ * `node:fs`.
  */
 export function fdWriter(fd: number): TextWriter {
+  const put = fd === 1
+    ? (b: Uint8Array) => Deno.stdout.writeSync(b)
+    : fd === 2
+    ? (b: Uint8Array) => Deno.stderr.writeSync(b)
+    : (b: Uint8Array) => nodeFs().writeSync(fd, b, 0, b.length);
   return {
     write(text: string): void {
       const b = enc.encode(text);
       let off = 0;
       while (off < b.length) {
         try {
-          off += fs.writeSync(fd, b, off, b.length - off);
+          off += put(b.subarray(off));
         } catch (e) {
-          const code = (e as { code?: string }).code;
-          if (code === "EAGAIN") continue;
+          const x = e as { code?: string; name?: string };
+          if (x.code === "EAGAIN" || x.name === "WouldBlock") continue;
           if (fd === 2) return;
           throw e;
         }

@@ -9,6 +9,7 @@
 import {
   copyExtents,
   copyStream,
+  FdSink,
   FdSource,
   type Sink,
   type Source,
@@ -106,8 +107,8 @@ export function copyCommand(args: string[], ctx: CommandContext): number {
   dropPermissions(ctx);
   try {
     if (
-      move && input instanceof FdSource && "fd" in sink &&
-      !sameFile(input.fd, (sink as { fd: number }).fd)
+      move && input instanceof FdSource && sink instanceof FdSink &&
+      !sameFile(input.info, sink.info)
     ) {
       throw new CliError(`${srcPath} changed while opening`);
     }

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import * as fs from "node:fs";
+import { nodeFs } from "../_internal/node_builtin.ts";
 import type { CommandContext } from "./context.ts";
 import { getopt, strtoull } from "./e2image_getopt.ts";
 import { E2imageProgress, type SecondsClock, systemSeconds } from "./e2image_progress.ts";
@@ -25,8 +25,12 @@ import {
 } from "./permissions.ts";
 import {
   copyExtents,
+  fdHandle,
   FdSink,
   FdSource,
+  type FileHandle,
+  fileHandle,
+  openFileHandle,
   OverlaySource,
   type Sink,
   type Source,
@@ -108,14 +112,15 @@ const ERRNO_TEXT: Record<string, string> = {
   ETXTBSY: "Text file busy",
 };
 
-/** strerror() of a node:fs error. */
+/** strerror() of a runtime (Deno or node:fs) error. */
 function strerror(e: unknown): string {
   const code = (e as { code?: string })?.code;
   if (code && ERRNO_TEXT[code]) return ERRNO_TEXT[code]!;
   const c = (e as { cause?: unknown })?.cause;
   if (c && c !== e) return strerror(c);
   const m = e instanceof Error ? e.message : String(e);
-  return m.replace(/\s*\(os error \d+\)$/, "").replace(/^[A-Z]+: /, "").replace(/, \w+ '.*$/, "");
+  return m.replace(/: \w+ '.*'$/, "").replace(/\s*\(os error \d+\)$/, "").replace(/^[A-Z]+: /, "")
+    .replace(/, \w+ '.*$/, "");
 }
 
 /** libext2fs's wording of a library error, for "<msg> while trying to open X". */
@@ -316,10 +321,16 @@ function mountState(
   let rdev = -1;
   let isFile = false;
   try {
-    real = fs.realpathSync(device === "-" ? "/proc/self/fd/0" : device);
-    const st = device === "-" ? fs.fstatSync(0) : fs.statSync(real);
-    if (st.isBlockDevice()) rdev = st.rdev;
-    isFile = st.isFile();
+    real = Deno.realPathSync(device === "-" ? "/proc/self/fd/0" : device);
+    if (device === "-") {
+      const st = nodeFs().fstatSync(0);
+      if (st.isBlockDevice()) rdev = st.rdev;
+      isFile = st.isFile();
+    } else {
+      const st = Deno.statSync(real);
+      if (st.isBlockDevice) rdev = st.rdev ?? 0;
+      isFile = st.isFile;
+    }
   } catch {
     return { mounted: false, readOnly: false };
   }
@@ -331,7 +342,7 @@ function mountState(
       try {
         backing.set(
           dev,
-          fs.readFileSync(`/sys/block/${m[1]}/loop/backing_file`, "utf8").trim(),
+          Deno.readTextFileSync(`/sys/block/${m[1]}/loop/backing_file`).trim(),
         );
       } catch {
         backing.set(dev, "");
@@ -344,8 +355,8 @@ function mountState(
     let hit = m.device === device || m.device === real;
     if (!hit && rdev >= 0 && m.device.startsWith("/")) {
       try {
-        const st = fs.statSync(m.device);
-        hit = st.isBlockDevice() && st.rdev === rdev;
+        const st = Deno.statSync(m.device);
+        hit = st.isBlockDevice === true && (st.rdev ?? 0) === rdev;
       } catch {
         // not a path
       }
@@ -411,8 +422,8 @@ function run(
       let dev = false;
       try {
         dev = p.device === "-"
-          ? fs.fstatSync(0).isBlockDevice()
-          : isSpecialPath(p.device) || fs.statSync(p.device).isBlockDevice();
+          ? nodeFs().fstatSync(0).isBlockDevice()
+          : isSpecialPath(p.device) || Deno.statSync(p.device).isBlockDevice === true;
       } catch {
         dev = p.device !== "-" && isSpecialPath(p.device);
       }
@@ -444,11 +455,11 @@ function run(
   let rawSource: FdSource;
   try {
     if (p.device === "-") {
-      rawSource = new FdSource(0, "stdin", { owned: false });
+      rawSource = new FdSource(fdHandle(0), "stdin", { owned: false });
     } else {
-      const fd = fs.openSync(p.device, "r");
-      cleanups.push(() => fs.closeSync(fd));
-      rawSource = new FdSource(fd, p.device, { owned: false });
+      const file = Deno.openSync(p.device, { read: true });
+      cleanups.push(() => file.close());
+      rawSource = new FdSource(fileHandle(file), p.device, { owned: false });
     }
   } catch (e) {
     ctx.stderr.write(`${argv0}: ${strerror(e)} while trying to open ${p.device}\n`);
@@ -524,38 +535,43 @@ function run(
   let sink: FdSink;
   let created = false;
   if (p.imageFn === "-") {
-    sink = new FdSink(1, "stdout", { owned: false });
+    sink = new FdSink(fdHandle(1), "stdout", { owned: false });
   } else if (p.moveMode) {
     try {
-      const fd = fs.openSync(p.imageFn, fs.constants.O_RDWR);
-      cleanups.push(() => fs.closeSync(fd));
-      sink = new FdSink(fd, p.imageFn, { owned: false });
+      const file = Deno.openSync(p.imageFn, { read: true, write: true });
+      cleanups.push(() => file.close());
+      sink = new FdSink(fileHandle(file), p.imageFn, { owned: false });
     } catch (e) {
       return fail(`${strerror(e)} while trying to open ${p.imageFn}`);
     }
   } else {
-    const c = fs.constants;
     // Read-write as e2image opens it; write-only when Deno grants only --allow-write here.
-    let access = c.O_RDWR;
+    let read = true;
     try {
       if (Deno.permissions.querySync({ name: "read", path: p.imageFn }).state !== "granted") {
-        access = c.O_WRONLY;
+        read = false;
       }
     } catch {
       // keep O_RDWR
     }
-    const flags = c.O_CREAT | access | (p.imgType !== RAW ? c.O_TRUNC : 0);
+    const how: Deno.OpenOptions = {
+      read,
+      write: true,
+      create: true,
+      truncate: p.imgType !== RAW,
+      mode: 0o600,
+    };
     try {
-      let fd: number;
+      let file: FileHandle;
       try {
-        fd = fs.openSync(p.imageFn, flags | c.O_EXCL, 0o600);
+        file = openFileHandle(p.imageFn, { ...how, createNew: true });
         created = true;
       } catch (e) {
         if ((e as { code?: string })?.code !== "EEXIST") throw e;
-        fd = fs.openSync(p.imageFn, flags, 0o600);
+        file = openFileHandle(p.imageFn, how);
       }
-      cleanups.push(() => fs.closeSync(fd));
-      sink = new FdSink(fd, p.imageFn, { owned: false, created });
+      cleanups.push(() => file.close());
+      sink = new FdSink(file, p.imageFn, { owned: false, created });
     } catch (e) {
       return fail(`${strerror(e)} while trying to open ${p.imageFn}`);
     }
@@ -563,8 +579,9 @@ function run(
   const host = {
     hostname: hostName(runtime),
     deviceName: p.device,
-    fsDevice: p.device === "-" ? 0 : fdRdev(rawSource.fd),
-    ...fdDevIno(sink.fd),
+    fsDevice: p.device === "-" ? 0 : rawSource.info.rdev,
+    imageDevice: sink.info.dev,
+    imageInode: sink.info.ino,
     time: clock(),
   };
   if (runtime.dropPermissions !== false) dropAllPermissions();
@@ -572,9 +589,9 @@ function run(
   // Past this point a failure must not leave a new output that looks complete.
   let ok = false;
   if (created) {
-    const fd = sink.fd;
+    const made = sink;
     cleanups.push(() => {
-      if (!ok) fs.ftruncateSync(fd, 0);
+      if (!ok) made.truncate(0);
     });
   }
 
@@ -675,23 +692,6 @@ function run(
     }
     if (e instanceof FsimageError) return fail(e.message);
     throw e;
-  }
-}
-
-function fdRdev(fd: number): number {
-  try {
-    return fs.fstatSync(fd).rdev;
-  } catch {
-    return 0;
-  }
-}
-
-function fdDevIno(fd: number): { imageDevice: number; imageInode: number } {
-  try {
-    const st = fs.fstatSync(fd);
-    return { imageDevice: st.dev, imageInode: st.ino };
-  } catch {
-    return { imageDevice: 0, imageInode: 0 };
   }
 }
 
@@ -900,18 +900,18 @@ function install(
   const argv0 = ctx.programName;
   let image: FdSource;
   try {
-    const fd = fs.openSync(p.imageFn, "r");
-    cleanups.push(() => fs.closeSync(fd));
-    image = new FdSource(fd, p.imageFn, { owned: false });
+    const file = Deno.openSync(p.imageFn, { read: true });
+    cleanups.push(() => file.close());
+    image = new FdSource(fileHandle(file), p.imageFn, { owned: false });
   } catch (e) {
     ctx.stderr.write(`${argv0}: ${strerror(e)} while trying to open ${p.imageFn}\n`);
     throw new Exit(1);
   }
   let device: FdSink;
   try {
-    const fd = fs.openSync(p.device, fs.constants.O_RDWR);
-    cleanups.push(() => fs.closeSync(fd));
-    device = new FdSink(fd, p.device, { owned: false });
+    const file = Deno.openSync(p.device, { read: true, write: true });
+    cleanups.push(() => file.close());
+    device = new FdSink(fileHandle(file), p.device, { owned: false });
   } catch {
     ctx.stderr.write(`${p.device}: while opening device file\n`);
     throw new Exit(1);

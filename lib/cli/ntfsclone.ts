@@ -6,7 +6,7 @@
  *
  * @module
  */
-import * as fs from "node:fs";
+import { nodeFs } from "../_internal/node_builtin.ts";
 import {
   CorruptImageError,
   FsimageError,
@@ -128,22 +128,22 @@ function mountState(path: string): { mounted: boolean; readOnly: boolean } {
   if (!table) return { mounted: false, readOnly: false };
   let real = path;
   try {
-    real = fs.realpathSync(path);
+    real = Deno.realPathSync(path);
   } catch {
     // keep the name
   }
-  let st: fs.Stats | undefined;
+  let st: Deno.FileInfo | undefined;
   try {
-    st = fs.statSync(path);
+    st = Deno.statSync(path);
   } catch {
     // nothing
   }
   for (const m of table) {
     let same = m.device === path || m.device === real;
-    if (!same && st?.isBlockDevice()) {
+    if (!same && st?.isBlockDevice) {
       try {
-        const s2 = fs.statSync(m.device);
-        same = s2.isBlockDevice() && s2.rdev === st.rdev;
+        const s2 = Deno.statSync(m.device);
+        same = s2.isBlockDevice === true && s2.rdev === st.rdev;
       } catch {
         // not a path
       }
@@ -160,7 +160,7 @@ export function openNtfsVolume(run: NtfscloneRun, path: string, source?: Source)
   if (!src && path === "-") src = stdinSource() as FdSource;
   if (!src) {
     try {
-      fs.statSync(path);
+      Deno.statSync(path);
     } catch (e) {
       perrExit(run, `Failed to check '${path}' mount state`, errCode(e));
     }
@@ -238,12 +238,8 @@ function notSeekable(run: NtfscloneRun, path: string): never {
   const b = new Uint8Array(512);
   let n = 0;
   try {
-    const fd = fs.openSync(path, "r");
-    try {
-      for (let k; n < 512 && (k = fs.readSync(fd, b, n, 512 - n, null)) > 0;) n += k;
-    } finally {
-      fs.closeSync(fd);
-    }
+    using f = Deno.openSync(path, { read: true });
+    for (let k; n < 512 && (k = f.readSync(b.subarray(n)) ?? 0) > 0;) n += k;
   } catch (e) {
     perrExit(run, `Opening '${path}' as NTFS failed`, errCode(e));
   }
@@ -346,7 +342,11 @@ export function checkOutputDevice(run: NtfscloneRun, sink: FdSink, ntfsSize: num
     return;
   }
   try {
-    fs.ftruncateSync(sink.fd, ntfsSize);
+    // ftruncate(2) of a pipe or a character device fails with EINVAL.
+    if (sink.kind !== "file") {
+      throw Object.assign(new Error("Invalid argument"), { code: "EINVAL" });
+    }
+    sink.truncate(ntfsSize);
   } catch (e) {
     const code = errCode(e);
     run.out.write(perrLine(`ftruncate failed for file '${opts.output}'`, code));
@@ -361,12 +361,14 @@ export function checkOutputDevice(run: NtfscloneRun, sink: FdSink, ntfsSize: num
     }
     throw new NtfscloneExit(1);
   }
-  if ((fs.fstatSync(sink.fd).blocks ?? 0) === 0) fs.ftruncateSync(sink.fd, 0);
+  if (sink.allocatedBlocks() === 0) sink.truncate(0);
 }
 
 function statfsType(path: string): number | undefined {
   try {
-    const f = (fs as unknown as { statfsSync?: (p: string) => { type: number } }).statfsSync;
+    // Deno has no statfs: node:fs is loaded for it, only on this error path.
+    const f = (nodeFs() as unknown as { statfsSync?: (p: string) => { type: number } })
+      .statfsSync;
     return f ? f(path).type : undefined;
   } catch {
     return undefined;
@@ -532,7 +534,8 @@ export function badClusterLookup(run: NtfscloneRun, scan: NtfsScan): void {
 function destinationFree(run: NtfscloneRun, sink: FdSink): number | undefined {
   const { opts } = run;
   if (opts.metadata || opts.blkdevOut || opts.stdOut || sink.kind !== "file") return undefined;
-  const f = (fs as unknown as {
+  // Deno has no statfs of its own: this loads node:fs (only for a regular file output).
+  const f = (nodeFs() as unknown as {
     statfsSync?: (p: string) => { bsize: number; bfree: number };
   }).statfsSync;
   if (!f) return undefined;
@@ -770,6 +773,15 @@ function saveWithExtras(
 
 /** Restores an image (-r). */
 function restoreImage(run: NtfscloneRun): number {
+  const opened: Array<{ close(): void }> = [];
+  try {
+    return restoreImageWith(run, opened);
+  } finally {
+    for (const f of opened) f.close();
+  }
+}
+
+function restoreImageWith(run: NtfscloneRun, opened: Array<{ close(): void }>): number {
   const { opts, out, ctx } = run;
   let input: ReaderSync;
   let name = opts.source;
@@ -792,9 +804,10 @@ function restoreImage(run: NtfscloneRun): number {
       ctx.stderr.write(`${ctx.programName}: ${why}\n`);
       return 1;
     }
-    let fd: number;
+    let file: Deno.FsFile;
     try {
-      fd = fs.openSync(opts.source, "r");
+      file = Deno.openSync(opts.source, { read: true });
+      opened.push(file);
     } catch (e) {
       perrExit(run, "failed to open image", errCode(e));
     }
@@ -802,7 +815,7 @@ function restoreImage(run: NtfscloneRun): number {
       readSync(p: Uint8Array) {
         let n: number;
         try {
-          n = fs.readSync(fd, p, 0, p.length, null);
+          n = file.readSync(p) ?? 0;
         } catch (e) {
           throw new ReadError(name, 0, p.length, String(errCode(e) ?? e), { cause: e });
         }
@@ -820,6 +833,7 @@ function restoreImage(run: NtfscloneRun): number {
   let sink: Sink | undefined;
   if (!opts.noAction) {
     const fd = openOutput(run, false);
+    opened.push(fd);
     if (!opts.stdOut) checkOutputDevice(run, fd, h.nrClusters * h.clusterSize + 512);
     sink = fd;
   }

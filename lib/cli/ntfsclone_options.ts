@@ -5,7 +5,7 @@
  *
  * @module
  */
-import * as fs from "node:fs";
+import { nodeFs } from "../_internal/node_builtin.ts";
 import type { CommandContext, TextWriter } from "./context.ts";
 import { explainMissing } from "./permissions.ts";
 
@@ -120,10 +120,13 @@ const LONG: [name: string, code: string, arg: boolean][] = [
 const SHORT_NOARG = new Set("dfhmnqrstV");
 const SHORT_ARG = new Set("oO");
 
-/** True when stdin is a regular file or a block device (positional reads work). */
+/**
+ * True when stdin is a regular file or a block device (positional reads work). Loads
+ * `node:fs` (only it can stat fd 0).
+ */
 export function stdinIsPositional(): boolean {
   try {
-    const st = fs.fstatSync(0);
+    const st = nodeFs().fstatSync(0);
     return st.isFile() || st.isBlockDevice();
   } catch {
     return false;
@@ -373,9 +376,9 @@ export function parseNtfscloneArgs(args: string[], ctx: CommandContext): Ntfsclo
       err.write(`${prog}: ${why}\n`);
       return { status: 1 };
     }
-    let st: fs.Stats | undefined;
+    let st: Deno.FileInfo | undefined;
     try {
-      st = fs.statSync(out);
+      st = Deno.statSync(out);
     } catch (e) {
       const code = errCode(e);
       if ((e as Error)?.name === "NotCapable") outputUnknown = true;
@@ -390,7 +393,7 @@ export function parseNtfscloneArgs(args: string[], ctx: CommandContext): Ntfsclo
           `Output file '${out}' already exists.\nUse option --overwrite if you want to replace its content.\n`,
         );
       }
-      if (st.isBlockDevice()) {
+      if (st.isBlockDevice) {
         blkdevOut = true;
         if (o.metadata && !o.force) {
           return fail(

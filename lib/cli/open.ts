@@ -5,10 +5,10 @@
  *
  * @module
  */
-import * as fs from "node:fs";
 import {
   type FdSink,
   type FdSource,
+  type FileInfo,
   openSink,
   type OpenSinkMode,
   openSource,
@@ -63,17 +63,19 @@ export function openOutput(
 /** True when `path` exists (needs read permission on it; false when not allowed). */
 export function pathExists(path: string): boolean {
   try {
-    fs.lstatSync(path);
+    Deno.lstatSync(path);
     return true;
   } catch {
     return false;
   }
 }
 
-/** True when two descriptors refer to the same file or device. */
-export function sameFile(a: number, b: number): boolean {
-  const x = fs.fstatSync(a), y = fs.fstatSync(b);
-  return x.dev === y.dev && x.ino === y.ino && (x.rdev ?? 0) === (y.rdev ?? 0);
+/**
+ * True when two open files (their {@linkcode FileInfo}, taken at open time) are the same file
+ * or device.
+ */
+export function sameFile(a: FileInfo, b: FileInfo): boolean {
+  return a.dev === b.dev && a.ino === b.ino && a.rdev === b.rdev;
 }
 
 /**
