@@ -46,6 +46,8 @@ export interface FileHandle {
   truncate(length: number): void;
   /** Flushes to stable storage. */
   sync(): void;
+  /** `fdatasync` without blocking the caller. */
+  syncDataAsync(): Promise<void>;
   /** `st_blocks` now (needs `stat`, so it fails once permissions are dropped). */
   allocatedBlocks(): number;
   /** Closes the file. */
@@ -95,6 +97,9 @@ class DenoFileHandle implements FileHandle {
   sync(): void {
     this.#file.syncSync();
   }
+  syncDataAsync(): Promise<void> {
+    return this.#file.syncData();
+  }
   allocatedBlocks(): number {
     return this.#file.statSync().blocks ?? 0;
   }
@@ -134,6 +139,11 @@ class NodeFdHandle implements FileHandle {
   }
   sync(): void {
     nodeFs().fsyncSync(this.#fd);
+  }
+  syncDataAsync(): Promise<void> {
+    return new Promise((resolve, reject) =>
+      nodeFs().fdatasync(this.#fd, (e) => e ? reject(e) : resolve())
+    );
   }
   allocatedBlocks(): number {
     return nodeFs().fstatSync(this.#fd).blocks ?? 0;
@@ -440,6 +450,18 @@ export class FdSink implements Sink {
     if (this.kind === "stream") return;
     try {
       this.#handle.sync();
+    } catch (e) {
+      throw new WriteError(this.name, this.#size, reason(e), isNoSpace(e), { cause: e });
+    }
+  }
+  /**
+   * Starts `fdatasync` on a worker thread and resolves when it is done (a no-op on pipes);
+   * rejects with a {@linkcode WriteError}. Works after the permissions are dropped.
+   */
+  async syncDataAsync(): Promise<void> {
+    if (this.kind === "stream") return;
+    try {
+      await this.#handle.syncDataAsync();
     } catch (e) {
       throw new WriteError(this.name, this.#size, reason(e), isNoSpace(e), { cause: e });
     }
