@@ -128,4 +128,23 @@ Deno.test("standard input and output load node:fs, and only then", needs("mkfs.e
   run("mkfs.ext4", ["-q", "-F", "-N", "256", `${d}/fs.img`, "4M"]);
   const r = loadedBy(["e2image", "-r", "-", `${d}/out.raw`], `${d}/fs.img`);
   assert.deepEqual([r.code, r.loaded], [0, ["node:fs"]], r.err);
+  const w = loadedBy(["e2image", "-r", `${d}/fs.img`, "-"]);
+  assert.deepEqual([w.code, w.loaded], [0, ["node:fs"]], w.err);
+  const c = loadedBy(["copy", "-", `${d}/copy.img`], `${d}/fs.img`);
+  assert.deepEqual([c.code, c.loaded], [0, ["node:fs"]], c.err);
+  assert.deepEqual(Deno.readFileSync(`${d}/copy.img`), Deno.readFileSync(`${d}/fs.img`));
 });
+
+Deno.test(
+  "a QCOW2 image with compressed clusters loads node:zlib to read them",
+  needs("mkfs.ext4", "qemu-img"),
+  () => {
+    using dir = tempDir();
+    const d = dir.path;
+    run("mkfs.ext4", ["-q", "-F", "-N", "256", `${d}/fs.img`, "4M"]);
+    run("qemu-img", ["convert", "-c", "-O", "qcow2", `${d}/fs.img`, `${d}/c.qcow2`]);
+    const r = loadedBy(["e2image", "-r", `${d}/c.qcow2`, `${d}/back.raw`]);
+    assert.deepEqual([r.code, r.loaded], [0, ["node:zlib"]], r.err);
+    assert.deepEqual(Deno.readFileSync(`${d}/back.raw`), Deno.readFileSync(`${d}/fs.img`));
+  },
+);
