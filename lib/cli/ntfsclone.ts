@@ -27,6 +27,7 @@ import {
   type Source,
   stdinSource,
   stdoutSink,
+  WritebackSink,
 } from "../io/mod.ts";
 import { type NtfsScan, NtfsVolume, type NtfsWalkInode, parseNtfsBootSector } from "../ntfs/mod.ts";
 import { scrubNtfs } from "../ntfs/scrub.ts";
@@ -626,7 +627,7 @@ function cloneNtfs(
   run: NtfscloneRun,
   vol: NtfsVolume,
   scan: NtfsScan,
-  sink: FdSink,
+  sink: Sink,
   deviceSize: number,
 ): void {
   const { opts, out } = run;
@@ -772,16 +773,19 @@ function saveWithExtras(
 }
 
 /** Restores an image (-r). */
-function restoreImage(run: NtfscloneRun): number {
+async function restoreImage(run: NtfscloneRun): Promise<number> {
   const opened: Array<{ close(): void }> = [];
   try {
-    return restoreImageWith(run, opened);
+    return await restoreImageWith(run, opened);
   } finally {
     for (const f of opened) f.close();
   }
 }
 
-function restoreImageWith(run: NtfscloneRun, opened: Array<{ close(): void }>): number {
+async function restoreImageWith(
+  run: NtfscloneRun,
+  opened: Array<{ close(): void }>,
+): Promise<number> {
   const { opts, out, ctx } = run;
   let input: ReaderSync;
   let name = opts.source;
@@ -831,11 +835,12 @@ function restoreImageWith(run: NtfscloneRun, opened: Array<{ close(): void }>): 
   }
   const h = reader.header;
   let sink: Sink | undefined;
+  let written: Sink | undefined; // the output itself, for the final sync
   if (!opts.noAction) {
     const fd = openOutput(run, false);
     opened.push(fd);
     if (!opts.stdOut) checkOutputDevice(run, fd, h.nrClusters * h.clusterSize + 512);
-    sink = fd;
+    sink = written = withWriteback(fd);
   }
   dropAllPermissionsUnlessTest(run);
   out.write(
@@ -891,9 +896,7 @@ function restoreImageWith(run: NtfscloneRun, opened: Array<{ close(): void }>): 
     return imageError(run, e);
   }
   if (res.missingBackupBoot) out.write("Warning : no alternate boot sector in image\n");
-  if (!opts.noAction) {
-    syncing(run, sink!);
-  }
+  if (written) await syncingAfterWriteback(run, written);
   return 0;
 }
 
@@ -953,6 +956,31 @@ export function syncing(run: NtfscloneRun, sink: Sink): void {
   }
 }
 
+/**
+ * The output of a clone, a saved image or a restore, with early writeback when it is a file or
+ * a device: ntfsclone ends with fsync, which would otherwise wait for the whole output (Linux
+ * starts writing back only when a tenth of the free memory is dirty).
+ */
+function withWriteback(sink: FdSink): Sink {
+  return sink.kind === "stream" ? sink : new WritebackSink(sink);
+}
+
+/** {@linkcode syncing} once the background flushes are done (their errors fail it too). */
+async function syncingAfterWriteback(run: NtfscloneRun, sink: Sink): Promise<void> {
+  if (sink instanceof WritebackSink) {
+    run.out.write("Syncing ...\n");
+    try {
+      await sink.settle();
+      sink.sync();
+    } catch (e) {
+      const code = errCode(e);
+      if (code !== "EINVAL") perrExit(run, "fsync", code);
+    }
+    return;
+  }
+  syncing(run, sink);
+}
+
 /** Drops every permission once the files are open (not when a test injected the source). */
 export function dropAllPermissionsUnlessTest(run: NtfscloneRun): void {
   if (run.source) return;
@@ -973,11 +1001,11 @@ export function dropAllPermissionsUnlessTest(run: NtfscloneRun): void {
  * const status = await ntfscloneCommand(["--save-image", "-o", "vol.img", "vol.raw"], defaultContext("ntfsclone"));
  * ```
  */
-export function ntfscloneCommand(
+export async function ntfscloneCommand(
   args: string[],
   ctx: CommandContext,
   hooks: { source?: Source } = {},
-): number {
+): Promise<number> {
   ctx.stderr.write(NTFSCLONE_BANNER);
   const parsed = parseNtfscloneArgs(args, ctx);
   if ("status" in parsed) return parsed.status;
@@ -989,8 +1017,8 @@ export function ntfscloneCommand(
     ...(hooks.source ? { source: hooks.source } : {}),
   };
   try {
-    if (opts.restoreImage) return restoreImage(run);
-    return cloneVolume(run);
+    if (opts.restoreImage) return await restoreImage(run);
+    return await cloneVolume(run);
   } catch (e) {
     if (e instanceof NtfscloneExit) return e.status;
     // ntfsclone dies of SIGPIPE when its stdout reader goes away: the shell reports 128 + 13.
@@ -1009,7 +1037,7 @@ export function ntfscloneCommand(
   }
 }
 
-function cloneVolume(run: NtfscloneRun): number {
+async function cloneVolume(run: NtfscloneRun): Promise<number> {
   const { opts, ctx } = run;
   if (!run.source && opts.source !== "-") {
     const why = explainMissing(opts.source, "read");
@@ -1041,8 +1069,9 @@ function cloneVolume(run: NtfscloneRun): number {
         `WARNING: The disk has ${scan.badClusters} or more bad sectors (hardware faults).\n`,
       );
     }
-    cloneNtfs(run, vol, scan, sink, deviceSize);
-    syncing(run, sink);
+    const target = withWriteback(sink);
+    cloneNtfs(run, vol, scan, target, deviceSize);
+    await syncingAfterWriteback(run, target);
     return 0;
   } finally {
     sink.close();

@@ -35,7 +35,7 @@ function userCluster(bytes: Uint8Array): number {
 
 const volBytes = () => Deno.readFileSync(ntfsFixture("c4k"));
 
-Deno.test("ntfsclone without --rescue stops at an unreadable cluster with the bad-sector box", () => {
+Deno.test("ntfsclone without --rescue stops at an unreadable cluster with the bad-sector box", async () => {
   using d = tempDir();
   const bytes = volBytes();
   const cs = 4096;
@@ -43,7 +43,9 @@ Deno.test("ntfsclone without --rescue stops at an unreadable cluster with the ba
   const src = new FaultySource(new MemorySource(bytes, "vol"), [{ offset: bad, length: 512 }]);
   for (const mode of [["-s"], []]) {
     const c = ctx();
-    const st = ntfscloneCommand([...mode, "-q", "-O", `${d.path}/out`, "vol"], c, { source: src });
+    const st = await ntfscloneCommand([...mode, "-q", "-O", `${d.path}/out`, "vol"], c, {
+      source: src,
+    });
     assert.equal(st, 1);
     assert.ok(
       c.stdout.text.includes("* WARNING: The disk has one or more bad sectors. This means"),
@@ -55,7 +57,7 @@ Deno.test("ntfsclone without --rescue stops at an unreadable cluster with the ba
 Deno.test({
   name: "ntfsclone --rescue marks unreadable sectors and copies the rest (raw clone and image)",
   ...needs("ntfsclone"),
-  fn() {
+  async fn() {
     using d = tempDir();
     const bytes = volBytes();
     const cs = 4096;
@@ -71,7 +73,9 @@ Deno.test({
 
     const c = ctx();
     assert.equal(
-      ntfscloneCommand(["--rescue", "-q", "-o", `${d.path}/ts.raw`, "vol"], c, { source: src }),
+      await ntfscloneCommand(["--rescue", "-q", "-o", `${d.path}/ts.raw`, "vol"], c, {
+        source: src,
+      }),
       0,
     );
     assert.ok(c.stdout.text.includes(`WARNING: Can't read sector at ${bad}, lost data.\n`));
@@ -79,7 +83,7 @@ Deno.test({
 
     const c2 = ctx();
     assert.equal(
-      ntfscloneCommand(["--rescue", "-s", "-q", "-o", `${d.path}/ts.simg`, "vol"], c2, {
+      await ntfscloneCommand(["--rescue", "-s", "-q", "-o", `${d.path}/ts.simg`, "vol"], c2, {
         source: src,
       }),
       0,
@@ -94,7 +98,7 @@ Deno.test({
   },
 });
 
-Deno.test("ntfsclone -m -s --rescue marks an unreadable metadata sector in the image", () => {
+Deno.test("ntfsclone -m -s --rescue marks an unreadable metadata sector in the image", async () => {
   using d = tempDir();
   const bytes = volBytes();
   const vol = NtfsVolume.open(new MemorySource(bytes));
@@ -111,7 +115,7 @@ Deno.test("ntfsclone -m -s --rescue marks an unreadable metadata sector in the i
   const c = ctx();
   const img = `${d.path}/meta.simg`;
   assert.equal(
-    ntfscloneCommand(["-m", "-s", "--rescue", "-q", "-o", img, "vol"], c, { source: src }),
+    await ntfscloneCommand(["-m", "-s", "--rescue", "-q", "-o", img, "vol"], c, { source: src }),
     1 - 1,
   );
   assert.ok(c.stdout.text.includes(`WARNING: Can't read sector at ${bad}, lost data.\n`));
@@ -123,6 +127,6 @@ Deno.test("ntfsclone -m -s --rescue marks an unreadable metadata sector in the i
   assert.ok(back.subarray(bad + 10, bad + 512).every((b) => b === 0x3f));
   // Without --rescue the run stops with the bad-sector box.
   const f = ctx();
-  assert.equal(ntfscloneCommand(["-m", "-s", "-q", "-O", img, "vol"], f, { source: src }), 1);
+  assert.equal(await ntfscloneCommand(["-m", "-s", "-q", "-O", img, "vol"], f, { source: src }), 1);
   assert.ok(f.stdout.text.endsWith("ERROR: Disk is faulty, can't make full backup!"));
 });
