@@ -367,6 +367,14 @@ export type OpenSinkMode =
   /** Must exist (a device, or a file to update in place). */
   | "existing";
 
+/**
+ * The largest single write into a pipe. Measured here (Linux 6.18, a 1.7 GB stream into
+ * `| cat > /dev/null`): 4 KiB writes took 0.75-0.87 s, 64 KiB ~1.0 s and 4 MiB ~2.0 s, most of
+ * it system time: with big writes the writer fills the pipe and sleeps, and the two processes
+ * take turns instead of running side by side. `dd bs=4K` and `bs=4M` differ the same way.
+ */
+const PIPE_WRITE = 4096;
+
 /** A sink over an open file: a regular file, a block device, or a pipe/terminal. */
 export class FdSink implements Sink {
   /** A name for messages. */
@@ -380,6 +388,7 @@ export class FdSink implements Sink {
   #handle: FileHandle;
   #size: number;
   #owned: boolean;
+  #pipe: boolean;
   #closed = false;
   /**
    * Wraps a handle (or a raw descriptor, through `node:fs`); a regular file or a block device
@@ -399,6 +408,7 @@ export class FdSink implements Sink {
     this.kind = k === "file" ? "file" : k === "device" ? "device" : "stream";
     this.#size = k === "file" || k === "device" ? h.info.size : 0;
     this.#owned = options.owned ?? true;
+    this.#pipe = k === "pipe";
     this.created = options.created ?? false;
   }
   /** Length (file), capacity (device) or bytes written (stream). */
@@ -416,11 +426,13 @@ export class FdSink implements Sink {
       );
     }
     const stream = this.kind === "stream";
+    const piece = this.#pipe ? PIPE_WRITE : data.length;
     let done = 0;
     while (done < data.length) {
       let n: number;
       try {
-        n = this.#handle.write(data.subarray(done), stream ? null : offset + done);
+        const part = data.subarray(done, Math.min(data.length, done + piece));
+        n = this.#handle.write(part, stream ? null : offset + done);
       } catch (e) {
         throw new WriteError(this.name, offset + done, reason(e), isNoSpace(e), { cause: e });
       }
