@@ -967,17 +967,8 @@ function withWriteback(sink: FdSink): Sink {
 
 /** {@linkcode syncing} once the background flushes are done (their errors fail it too). */
 async function syncingAfterWriteback(run: NtfscloneRun, sink: Sink): Promise<void> {
-  if (sink instanceof WritebackSink) {
-    run.out.write("Syncing ...\n");
-    try {
-      await sink.settle();
-      sink.sync();
-    } catch (e) {
-      const code = errCode(e);
-      if (code !== "EINVAL") perrExit(run, "fsync", code);
-    }
-    return;
-  }
+  // A flush's error is kept by the WritebackSink and thrown again by its sync(), inside syncing.
+  if (sink instanceof WritebackSink) await sink.settle().catch(() => {});
   syncing(run, sink);
 }
 
